@@ -1,0 +1,1 @@
+"""The on-chain core: Solidity sources, their compiler toolchain and the Python client."""

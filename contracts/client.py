@@ -1,0 +1,570 @@
+"""Typed Python client of the Jianzheng contracts, for any Ethereum JSON-RPC endpoint.
+
+The app and the guarantees code call these functions instead of building transactions themselves:
+each write is signed locally, sent, and returned only once final, as a `TxResult` with its decoded
+events; each revert is raised as the exception named after the contract error (`contracts.errors`).
+On our BFT consortium chain (and on anvil) a transaction is final as soon as it is in a block; a
+chain with probabilistic finality can ask for `confirmations`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+
+from contracts import errors
+from contracts.records import (
+    Bid,
+    BidStatus,
+    Claim,
+    ClaimGround,
+    CoverKind,
+    Guarantee,
+    GuaranteeState,
+    GuaranteeTerms,
+    Member,
+    Objection,
+    Proposal,
+    ProposalKind,
+    Role,
+    Section,
+    SectionStatus,
+    SectionTerms,
+    Tender,
+)
+from contracts.toolchain import Artifact, load_artifacts
+
+ZERO32 = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class Event:
+    """One decoded log of a final transaction."""
+
+    name: str
+    address: str
+    args: dict[str, Any]
+    log_index: int
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A final transaction: where it landed, what it cost and what it emitted."""
+
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    gas_used: int
+    events: tuple[Event, ...]
+    return_value: Any = None
+
+    def event(self, name: str) -> Event:
+        """The first event called `name`; KeyError if none was emitted."""
+        for event in self.events:
+            if event.name == name:
+                return event
+        raise KeyError(f"no {name} event in {[e.name for e in self.events]}")
+
+    def events_named(self, name: str) -> list[Event]:
+        return [event for event in self.events if event.name == name]
+
+
+@dataclass
+class Signer:
+    """A local key that signs transactions; tracks its next nonce so that writes can be pipelined."""
+
+    account: LocalAccount
+    _next_nonce: int | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    @classmethod
+    def from_key(cls, private_key: str | bytes) -> Signer:
+        return cls(Account.from_key(private_key))
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    if item["type"].startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + str(item["type"])[5:]
+    return str(item["type"])
+
+
+@dataclass(frozen=True)
+class _EventSpec:
+    name: str
+    indexed: tuple[tuple[str, str], ...]
+    plain: tuple[tuple[str, str], ...]
+    order: tuple[str, ...]
+
+
+class Chain:
+    """A connection to one JSON-RPC endpoint, with the knowledge to decode our contracts' output."""
+
+    def __init__(self, rpc_url: str, *, timeout: float = 60.0, confirmations: int = 0, poll_interval: float = 0.02):
+        self.rpc_url = rpc_url
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        self.timeout = timeout
+        self.confirmations = confirmations
+        self.poll_interval = poll_interval
+        self.artifacts: dict[str, Artifact] = load_artifacts()
+        self._events: dict[bytes, _EventSpec] = {}
+        for artifact in self.artifacts.values():
+            errors.register_abi(artifact.abi)
+            self._register_events(artifact.abi)
+        self._chain_id: int | None = None
+
+    def _register_events(self, abi: list[dict[str, Any]]) -> None:
+        for item in abi:
+            if item.get("type") != "event":
+                continue
+            types = ",".join(_abi_type(arg) for arg in item["inputs"])
+            topic = keccak(text=f"{item['name']}({types})")
+            self._events[topic] = _EventSpec(
+                name=item["name"],
+                indexed=tuple((a["name"], _abi_type(a)) for a in item["inputs"] if a["indexed"]),
+                plain=tuple((a["name"], _abi_type(a)) for a in item["inputs"] if not a["indexed"]),
+                order=tuple(a["name"] for a in item["inputs"]),
+            )
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
+
+    def now(self) -> int:
+        """The timestamp of the latest block: the chain time the contracts' deadlines use."""
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def block_number(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def contract(self, name: str, address: str) -> Any:
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=self.artifacts[name].abi)
+
+    # -------------------------------------------------------------- decoding
+
+    def decode_logs(self, logs: Sequence[Any]) -> tuple[Event, ...]:
+        decoded = []
+        for log in logs:
+            topics = [bytes(t) for t in log["topics"]]
+            spec = self._events.get(topics[0]) if topics else None
+            if spec is None:
+                continue
+            values: dict[str, Any] = {}
+            for (name, typ), topic in zip(spec.indexed, topics[1:], strict=True):
+                (values[name],) = abi_decode([typ], topic)
+            plain = abi_decode([t for _, t in spec.plain], bytes(log["data"]))
+            values.update({name: value for (name, _), value in zip(spec.plain, plain, strict=True)})
+            args = {name: _normalise(values[name]) for name in spec.order}
+            decoded.append(Event(spec.name, to_checksum_address(log["address"]), args, int(log["logIndex"])))
+        return tuple(decoded)
+
+    # -------------------------------------------------------------- calls and transactions
+
+    def call(self, to: str, data: bytes, sender: str | None = None, block: str | int = "latest") -> bytes:
+        """eth_call; a revert is raised as its contract error."""
+        tx: dict[str, Any] = {"to": to_checksum_address(to), "data": HexBytes(data)}
+        if sender:
+            tx["from"] = to_checksum_address(sender)
+        try:
+            return bytes(self.w3.eth.call(tx, block))  # type: ignore[arg-type]
+        except ContractLogicError as error:
+            raise _revert_from(error) from None
+
+    def send(self, signer: Signer, to: str | None, data: bytes, *, value: int = 0, gas: int | None = None) -> TxResult:
+        """Sign and send a transaction, then wait until it is final. Reverts raise their contract error."""
+        tx: dict[str, Any] = {"from": signer.address, "data": HexBytes(data), "value": value, "chainId": self.chain_id}
+        if to is not None:
+            tx["to"] = to_checksum_address(to)
+        if gas is None:
+            try:
+                estimate = int(self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+            except ContractLogicError as error:
+                raise _revert_from(error) from None
+            gas = estimate + estimate // 5 + 10_000
+        tx["gas"] = gas
+        tx.update(self._fees())
+        with signer._lock:
+            if signer._next_nonce is None:
+                signer._next_nonce = int(self.w3.eth.get_transaction_count(signer.account.address, "pending"))
+            tx["nonce"] = signer._next_nonce
+            signed = signer.account.sign_transaction(tx)
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Web3RPCError as error:
+                signer._next_nonce = None  # re-read the nonce from the node next time
+                raise errors.TransactionFailed(f"node refused the transaction: {error}") from error
+            signer._next_nonce += 1
+        return self.wait(tx_hash.to_0x_hex(), tx)
+
+    def wait(self, tx_hash: str, replay: dict[str, Any] | None = None) -> TxResult:
+        """Wait for a transaction to be final; a mined revert is replayed to name its error."""
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                HexBytes(tx_hash), timeout=self.timeout, poll_latency=self.poll_interval
+            )
+        except TimeExhausted as error:
+            raise errors.TransactionFailed(f"{tx_hash} not final after {self.timeout} s") from error
+        block_number = int(receipt["blockNumber"])
+        if self.confirmations:
+            deadline = time.monotonic() + self.timeout
+            while self.block_number() < block_number + self.confirmations:
+                if time.monotonic() > deadline:
+                    raise errors.TransactionFailed(f"{tx_hash} lacks {self.confirmations} confirmations")
+                time.sleep(self.poll_interval)
+        if receipt["status"] != 1:
+            if replay is not None:
+                replay_tx = {k: v for k, v in replay.items() if k in ("from", "to", "data", "value", "gas")}
+                self.call(replay_tx.get("to", ""), bytes(replay_tx["data"]), replay_tx["from"], block_number - 1)
+            raise errors.UnknownRevert({"tx_hash": tx_hash})
+        return TxResult(
+            tx_hash=tx_hash,
+            block_number=block_number,
+            block_hash=HexBytes(receipt["blockHash"]).to_0x_hex(),
+            gas_used=int(receipt["gasUsed"]),
+            events=self.decode_logs(receipt["logs"]),
+        )
+
+    def _fees(self) -> dict[str, int]:
+        latest = self.w3.eth.get_block("latest")
+        base_fee = latest.get("baseFeePerGas")
+        if base_fee is None:
+            return {"gasPrice": int(self.w3.eth.gas_price)}
+        priority = int(self.w3.eth.max_priority_fee)
+        return {"maxFeePerGas": 2 * int(base_fee) + priority, "maxPriorityFeePerGas": priority}
+
+    def deploy(self, signer: Signer, name: str, *args: Any) -> tuple[str, TxResult]:
+        """Deploy the compiled contract `name` with constructor `args`; returns its address."""
+        artifact = self.artifacts[name]
+        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        data = HexBytes(factory.constructor(*args).data_in_transaction)
+        result = self.send(signer, None, bytes(data))
+        receipt = self.w3.eth.get_transaction_receipt(HexBytes(result.tx_hash))
+        address = receipt["contractAddress"]
+        if address is None:
+            raise errors.TransactionFailed(f"{result.tx_hash} created no contract")
+        return to_checksum_address(address), result
+
+
+def _revert_from(error: ContractLogicError) -> errors.ContractRevert:
+    data = error.data
+    if isinstance(data, dict):
+        data = data.get("data")
+    if isinstance(data, str) and data.startswith("0x"):
+        return errors.decode_revert(bytes.fromhex(data[2:]))
+    return errors.UnknownRevert({"message": str(error.message)})
+
+
+def _normalise(value: Any) -> Any:
+    """Addresses checksummed, tuples of values kept as tuples, so events compare predictably."""
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return to_checksum_address(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_normalise(v) for v in value)
+    return value
+
+
+class _Bound:
+    """A deployed contract on a chain: the base of the typed clients."""
+
+    contract_name = ""
+
+    def __init__(self, chain: Chain, address: str):
+        self.chain = chain
+        self.address = to_checksum_address(address)
+        self._contract = chain.contract(self.contract_name, self.address)
+
+    def _transact(self, signer: Signer, function: str, *args: Any) -> TxResult:
+        data = HexBytes(self._contract.encode_abi(function, args=list(args)))
+        return self.chain.send(signer, self.address, bytes(data))
+
+    def _view(self, function: str, *args: Any) -> Any:
+        try:
+            return self._contract.functions[function](*args).call()
+        except ContractLogicError as error:
+            raise _revert_from(error) from None
+
+
+class ConsortiumClient(_Bound):
+    """The consortium's members and roles; every change needs a threshold of admin approvals."""
+
+    contract_name = "Consortium"
+
+    def propose_add_member(self, signer: Signer, account: str, org_id: bytes, roles: Role) -> TxResult:
+        return self._with_proposal_id(self._transact(signer, "proposeAddMember", account, org_id, int(roles)))
+
+    def propose_remove_member(self, signer: Signer, account: str) -> TxResult:
+        return self._with_proposal_id(self._transact(signer, "proposeRemoveMember", account))
+
+    def propose_set_roles(self, signer: Signer, account: str, roles: Role) -> TxResult:
+        return self._with_proposal_id(self._transact(signer, "proposeSetRoles", account, int(roles)))
+
+    def propose_set_threshold(self, signer: Signer, threshold: int) -> TxResult:
+        return self._with_proposal_id(self._transact(signer, "proposeSetThreshold", threshold))
+
+    def approve(self, signer: Signer, proposal_id: int) -> TxResult:
+        return self._transact(signer, "approve", proposal_id)
+
+    def has_role(self, account: str, role: Role) -> bool:
+        return bool(self._view("hasRole", account, int(role)))
+
+    def member_of(self, account: str) -> Member:
+        org, roles = self._view("memberOf", account)
+        return Member(to_checksum_address(account), bytes(org), Role(roles))
+
+    def threshold(self) -> int:
+        return int(self._view("threshold"))
+
+    def admin_count(self) -> int:
+        return int(self._view("adminCount"))
+
+    def member_count(self) -> int:
+        return int(self._view("memberCount"))
+
+    def proposal(self, proposal_id: int) -> Proposal:
+        kind, executed, approvals, account, org, value = self._view("proposal", proposal_id)
+        return Proposal(proposal_id, ProposalKind(kind), executed, approvals, account, bytes(org), value)
+
+    def has_approved(self, proposal_id: int, admin: str) -> bool:
+        return bool(self._view("hasApproved", proposal_id, admin))
+
+    def _with_proposal_id(self, result: TxResult) -> TxResult:
+        proposal_id = result.event("ProposalCreated").args["proposalId"]
+        return TxResult(**{**result.__dict__, "return_value": proposal_id})
+
+    def enact(self, admins: Sequence[Signer], propose: Any) -> TxResult:
+        """Propose with the first admin and approve with the others until the threshold is met.
+
+        `propose` is a function of the proposing signer returning the proposal's `TxResult`.
+        Returns the result of the transaction that carried the change out.
+        """
+        result: TxResult = propose(admins[0])
+        proposal_id = int(result.return_value)
+        for admin in admins[1:]:
+            if any(e.name == "ProposalExecuted" for e in result.events):
+                break
+            result = self.approve(admin, proposal_id)
+        return result
+
+
+class TenderRegistryClient(_Bound):
+    """Tenders, sections, sealed bid commitments and openings."""
+
+    contract_name = "TenderRegistry"
+
+    def create_tender(self, signer: Signer, tender_id: bytes, tenderer: str, details_hash: bytes) -> TxResult:
+        return self._transact(signer, "createTender", tender_id, tenderer, details_hash)
+
+    def add_section(self, signer: Signer, tender_id: bytes, section_id: bytes, terms: SectionTerms) -> TxResult:
+        encoded = (
+            terms.opening_time,
+            terms.bid_validity_period,
+            terms.bid_bond,
+            terms.min_valid_bids,
+            terms.witness_quorum,
+            [to_checksum_address(w) for w in terms.witnesses],
+            terms.opening_key,
+        )
+        return self._transact(signer, "addSection", tender_id, section_id, encoded)
+
+    def set_opening_key(self, signer: Signer, section_id: bytes, opening_key: bytes) -> TxResult:
+        return self._transact(signer, "setOpeningKey", section_id, opening_key)
+
+    def commit_bid(
+        self,
+        signer: Signer,
+        section_id: bytes,
+        ciphertext_hash: bytes,
+        *,
+        guarantee_id: bytes = ZERO32,
+        guarantee_salt: bytes = ZERO32,
+        deposit_ref: bytes = ZERO32,
+    ) -> TxResult:
+        return self._transact(
+            signer, "commitBid", section_id, ciphertext_hash, guarantee_id, guarantee_salt, deposit_ref
+        )
+
+    def replace_bid(self, signer: Signer, section_id: bytes, ciphertext_hash: bytes) -> TxResult:
+        return self._transact(signer, "replaceBid", section_id, ciphertext_hash)
+
+    def withdraw_bid(self, signer: Signer, section_id: bytes) -> TxResult:
+        return self._transact(signer, "withdrawBid", section_id)
+
+    def record_bid_opened(self, signer: Signer, section_id: bytes, bidder: str, announced_hash: bytes) -> TxResult:
+        return self._transact(signer, "recordBidOpened", section_id, bidder, announced_hash)
+
+    def record_decryption_failure(
+        self, signer: Signer, section_id: bytes, bidder: str, bidder_caused: bool, evidence_hash: bytes
+    ) -> TxResult:
+        return self._transact(signer, "recordDecryptionFailure", section_id, bidder, bidder_caused, evidence_hash)
+
+    def record_withdrawal_after_deadline(
+        self, signer: Signer, section_id: bytes, bidder: str, evidence_hash: bytes
+    ) -> TxResult:
+        return self._transact(signer, "recordWithdrawalAfterDeadline", section_id, bidder, evidence_hash)
+
+    def close_opening(self, signer: Signer, section_id: bytes, record_hash: bytes) -> TxResult:
+        return self._transact(signer, "closeOpening", section_id, record_hash)
+
+    def attest_opening(self, signer: Signer, section_id: bytes, record_hash: bytes) -> TxResult:
+        return self._transact(signer, "attestOpening", section_id, record_hash)
+
+    def raise_objection(self, signer: Signer, section_id: bytes, objection_hash: bytes) -> TxResult:
+        result = self._transact(signer, "raiseObjection", section_id, objection_hash)
+        return TxResult(**{**result.__dict__, "return_value": result.event("ObjectionRaised").args["objectionId"]})
+
+    def answer_objection(self, signer: Signer, section_id: bytes, objection_id: int, answer_hash: bytes) -> TxResult:
+        return self._transact(signer, "answerObjection", section_id, objection_id, answer_hash)
+
+    def award(self, signer: Signer, section_id: bytes, winner: str, award_hash: bytes) -> TxResult:
+        return self._transact(signer, "award", section_id, winner, award_hash)
+
+    def record_contract_signed(self, signer: Signer, section_id: bytes, contract_hash: bytes) -> TxResult:
+        return self._transact(signer, "recordContractSigned", section_id, contract_hash)
+
+    def record_refusal_to_sign(self, signer: Signer, section_id: bytes, evidence_hash: bytes) -> TxResult:
+        return self._transact(signer, "recordRefusalToSign", section_id, evidence_hash)
+
+    def tender(self, tender_id: bytes) -> Tender:
+        agency, tenderer, count, details = self._view("tenderOf", tender_id)
+        return Tender(agency, tenderer, count, bytes(details))
+
+    def section(self, section_id: bytes) -> Section:
+        raw = self._view("sectionOf", section_id)
+        values = list(raw)
+        values[2] = SectionStatus(values[2])
+        values[18] = bytes(values[18])
+        values[19] = bytes(values[19])
+        return Section(*values)
+
+    def bid(self, section_id: bytes, bidder: str) -> Bid:
+        status, ciphertext_hash, kind, cover, announced = self._view("bidOf", section_id, bidder)
+        return Bid(BidStatus(status), bytes(ciphertext_hash), CoverKind(kind), bytes(cover), bytes(announced))
+
+    def witnesses(self, section_id: bytes) -> tuple[str, ...]:
+        return tuple(self._view("witnessesOf", section_id))
+
+    def has_attested(self, section_id: bytes, witness: str) -> bool:
+        return bool(self._view("hasAttested", section_id, witness))
+
+    def is_witnessed(self, section_id: bytes) -> bool:
+        return bool(self._view("isWitnessed", section_id))
+
+    def opening_key(self, section_id: bytes) -> bytes:
+        return bytes(self._view("openingKeyOf", section_id))
+
+    def objection(self, section_id: bytes, objection_id: int) -> Objection:
+        bidder, objection_hash, answer_hash = self._view("objectionOf", section_id, objection_id)
+        return Objection(bidder, bytes(objection_hash), bytes(answer_hash))
+
+    def claim_ground_holds(self, section_id: bytes, bidder: str, ground: ClaimGround) -> bool:
+        return bool(self._view("claimGroundHolds", section_id, bidder, int(ground)))
+
+    def bond_releasable(self, section_id: bytes, bidder: str) -> bool:
+        return bool(self._view("bondReleasable", section_id, bidder))
+
+
+class GuaranteeRegistryClient(_Bound):
+    """Electronic bid guarantees from issue to claim, payout, release, cancellation or expiry."""
+
+    contract_name = "GuaranteeRegistry"
+
+    def issue(self, signer: Signer, guarantee_id: bytes, terms: GuaranteeTerms) -> TxResult:
+        encoded = (
+            terms.section_ref,
+            terms.sealed_ref,
+            to_checksum_address(terms.applicant),
+            to_checksum_address(terms.beneficiary),
+            terms.amount,
+            terms.valid_until,
+            terms.letter_hash,
+        )
+        return self._transact(signer, "issue", guarantee_id, encoded)
+
+    def cancel(self, signer: Signer, guarantee_id: bytes) -> TxResult:
+        return self._transact(signer, "cancel", guarantee_id)
+
+    def release(self, signer: Signer, guarantee_id: bytes, section_id: bytes = ZERO32) -> TxResult:
+        return self._transact(signer, "release", guarantee_id, section_id)
+
+    def claim(
+        self, signer: Signer, guarantee_id: bytes, section_id: bytes, ground: ClaimGround, evidence_hash: bytes
+    ) -> TxResult:
+        return self._transact(signer, "claim", guarantee_id, section_id, int(ground), evidence_hash)
+
+    def record_payout(self, signer: Signer, guarantee_id: bytes, paid_amount: int, payment_ref: bytes) -> TxResult:
+        return self._transact(signer, "recordPayout", guarantee_id, paid_amount, payment_ref)
+
+    def expire(self, signer: Signer, guarantee_id: bytes) -> TxResult:
+        return self._transact(signer, "expire", guarantee_id)
+
+    def guarantee(self, guarantee_id: bytes) -> Guarantee:
+        values = list(self._view("guaranteeOf", guarantee_id))
+        values[2] = GuaranteeState(values[2])
+        values[8] = bytes(values[8])
+        values[9] = bytes(values[9])
+        return Guarantee(*values)
+
+    def claim_of(self, guarantee_id: bytes) -> Claim:
+        ground, section_id, evidence, paid, ref = self._view("claimOf", guarantee_id)
+        return Claim(ClaimGround(ground), bytes(section_id), bytes(evidence), paid, bytes(ref))
+
+    def sealed_reference(self, section_id: bytes, salt: bytes) -> bytes:
+        return bytes(self._view("sealedReference", section_id, salt))
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The three contracts of one deployment, bound to a chain."""
+
+    chain: Chain
+    consortium: ConsortiumClient
+    tenders: TenderRegistryClient
+    guarantees: GuaranteeRegistryClient
+
+    @classmethod
+    def at(cls, chain: Chain, consortium: str, tender_registry: str, guarantee_registry: str) -> Deployment:
+        return cls(
+            chain,
+            ConsortiumClient(chain, consortium),
+            TenderRegistryClient(chain, tender_registry),
+            GuaranteeRegistryClient(chain, guarantee_registry),
+        )
+
+    @classmethod
+    def from_manifest(cls, chain: Chain, manifest: dict[str, Any]) -> Deployment:
+        contracts = manifest["contracts"]
+        return cls.at(
+            chain,
+            contracts["Consortium"]["address"],
+            contracts["TenderRegistry"]["address"],
+            contracts["GuaranteeRegistry"]["address"],
+        )
+
+
+__all__ = [
+    "Chain",
+    "ConsortiumClient",
+    "Deployment",
+    "Event",
+    "GuaranteeRegistryClient",
+    "GuaranteeState",
+    "Signer",
+    "TenderRegistryClient",
+    "TxResult",
+]
