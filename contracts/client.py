@@ -514,11 +514,45 @@ class GuaranteeRegistryClient(_Bound):
         return self._transact(signer, "expire", guarantee_id)
 
     def guarantee(self, guarantee_id: bytes) -> Guarantee:
-        values = list(self._view("guaranteeOf", guarantee_id))
-        values[2] = GuaranteeState(values[2])
-        values[8] = bytes(values[8])
-        values[9] = bytes(values[9])
-        return Guarantee(*values)
+        """The stored guarantee, with the letter hash and anchoring transaction from its issue event."""
+        issuer, valid_until, state, sealed, bound, applicant, amount, beneficiary, ref = self._view(
+            "guaranteeOf", guarantee_id
+        )
+        issued = self.issued_event(guarantee_id) if state != GuaranteeState.NONE else None
+        letter_hash, tx_hash, block = ZERO32, "", 0
+        if issued is not None:
+            event, tx_hash, block = issued
+            letter_hash = bytes(event.args["letterHash"])
+        return Guarantee(
+            issuer=issuer,
+            valid_until=valid_until,
+            state=GuaranteeState(state),
+            sealed_ref=sealed,
+            bound=bound,
+            applicant=applicant,
+            amount=amount,
+            beneficiary=beneficiary,
+            section_ref=bytes(ref),
+            letter_hash=letter_hash,
+            issued_tx_hash=tx_hash,
+            issued_block=block,
+        )
+
+    def issued_event(self, guarantee_id: bytes, from_block: int = 0) -> tuple[Event, str, int] | None:
+        """The GuaranteeIssued event of a guarantee, with its transaction hash and block number."""
+        topic = keccak(text="GuaranteeIssued(bytes32,address,address,address,bytes32,bool,uint256,uint256,bytes32)")
+        logs = self.chain.w3.eth.get_logs(
+            {
+                "address": self.address,
+                "fromBlock": from_block,
+                "toBlock": "latest",
+                "topics": [HexBytes(topic), HexBytes(guarantee_id)],
+            }
+        )
+        for log in logs:
+            for event in self.chain.decode_logs([log]):
+                return event, HexBytes(log["transactionHash"]).to_0x_hex(), int(log["blockNumber"])
+        return None
 
     def claim_of(self, guarantee_id: bytes) -> Claim:
         ground, section_id, evidence, paid, ref = self._view("claimOf", guarantee_id)

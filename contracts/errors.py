@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from contracts.toolchain import load_artifacts
 
@@ -126,7 +126,11 @@ def decode_revert(data: bytes) -> ContractRevert:
         decoded = abi_decode(list(spec.arg_types), payload)
     except Exception:  # malformed revert data from a foreign contract or node
         return UnknownRevert({"data": data}, data)
-    return error_class(spec.name)(dict(zip(spec.arg_names, decoded, strict=True)), data)
+    values = {
+        name: to_checksum_address(value) if typ == "address" else value
+        for name, typ, value in zip(spec.arg_names, spec.arg_types, decoded, strict=True)
+    }
+    return error_class(spec.name)(values, data)
 
 
 def __getattr__(name: str) -> type[ContractRevert]:

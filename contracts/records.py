@@ -191,7 +191,9 @@ class Guarantee:
     amount: int
     beneficiary: str
     section_ref: bytes
-    letter_hash: bytes
+    letter_hash: bytes  # from the GuaranteeIssued event (zero for an unknown guarantee)
+    issued_tx_hash: str  # the transaction that anchored it ("" for an unknown guarantee)
+    issued_block: int
 
 
 @dataclass(frozen=True)

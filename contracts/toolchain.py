@@ -84,11 +84,11 @@ def _artifact_from_json(data: dict[str, Any]) -> Artifact:
     )
 
 
-def source_files() -> dict[str, str]:
+def source_files(source_dir: Path = SOURCE_DIR) -> dict[str, str]:
     """Every Solidity source, keyed by its path relative to the source folder."""
     return {
-        path.relative_to(SOURCE_DIR).as_posix(): path.read_text(encoding="utf-8")
-        for path in sorted(SOURCE_DIR.rglob("*.sol"))
+        path.relative_to(source_dir).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(source_dir.rglob("*.sol"))
     }
 
 
@@ -105,9 +105,13 @@ def _input_stamp(sources: dict[str, str], version: str) -> str:
     return hashlib.sha256(_canonical_json(material)).hexdigest()
 
 
-def compile_all(build_dir: Path = DEFAULT_BUILD_DIR, force: bool = False) -> dict[str, Artifact]:
+def compile_all(
+    build_dir: Path = DEFAULT_BUILD_DIR, force: bool = False, source_dir: Path = SOURCE_DIR
+) -> dict[str, Artifact]:
     """Compile every source unless the build folder already holds artifacts of these exact inputs."""
-    sources = source_files()
+    sources = source_files(source_dir)
+    if not sources:
+        raise CompilationFailed(f"no Solidity sources in {source_dir}")
     version = compiler_version()
     stamp = _input_stamp(sources, version)
     stamp_path = build_dir / STAMP_NAME

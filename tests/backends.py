@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from contracts.client import Chain
@@ -52,7 +52,7 @@ def _anvil() -> Iterator[Backend]:
         node.stop()
 
 
-STARTERS: dict[str, Callable[[], contextmanager[Backend]]] = {"anvil": _anvil}  # type: ignore[type-arg]
+STARTERS: dict[str, Callable[[], AbstractContextManager[Backend]]] = {"anvil": _anvil}
 
 
 def selected_backends() -> list[str]:

@@ -43,7 +43,9 @@ class Platform:
     guarantors: list[Signer]
 
     @classmethod
-    def build(cls, backend: Backend, deployment: Deployment, config: ConsortiumConfig, manifest: dict[str, Any]) -> Platform:
+    def build(
+        cls, backend: Backend, deployment: Deployment, config: ConsortiumConfig, manifest: dict[str, Any]
+    ) -> Platform:
         def signers(role: Role) -> list[Signer]:
             return [m.signer for m in config.with_role(role)]
 
@@ -165,9 +167,7 @@ def commit_with_deposit(platform: Platform, section: SectionRef, bidder: Signer)
 
 def commit_with_guarantee(platform: Platform, section: SectionRef, bidder: Signer) -> tuple[bytes, TxResult]:
     guarantee_id = issue_guarantee(platform, section, bidder)
-    result: TxResult = platform.tenders.commit_bid(
-        bidder, section.section_id, random_hash(), guarantee_id=guarantee_id
-    )
+    result: TxResult = platform.tenders.commit_bid(bidder, section.section_id, random_hash(), guarantee_id=guarantee_id)
     return guarantee_id, result
 
 

@@ -57,7 +57,11 @@ def test_whole_tender(platform: Platform) -> None:
     guarantees.release(guarantor, guarantee_ids[0], section.section_id)
     assert tenders.bid(section.section_id, bidders[3].address).status == BidStatus.DECRYPTION_FAILED_BIDDER_CAUSED
     guarantees.claim(
-        platform.tenderer, guarantee_ids[3], section.section_id, ClaimGround.BIDDER_CAUSED_DECRYPTION_FAILURE, random_hash()
+        platform.tenderer,
+        guarantee_ids[3],
+        section.section_id,
+        ClaimGround.BIDDER_CAUSED_DECRYPTION_FAILURE,
+        random_hash(),
     )
     paid = guarantees.record_payout(guarantor, guarantee_ids[3], section.terms.bid_bond, fresh_id("payment"))
     assert paid.event("GuaranteePaid").args["amount"] == section.terms.bid_bond

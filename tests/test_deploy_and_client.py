@@ -1,0 +1,152 @@
+"""Deployment from a consortium config, the manifest, and the client's error mapping and finality."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hexbytes import HexBytes
+
+from contracts import errors
+from contracts.client import Chain, Deployment, Signer
+from contracts.deploy import ConfigError, ConsortiumConfig, load_config
+from contracts.records import Role, org_id
+from tests.backends import Backend
+from tests.helpers import Platform, fresh_id, new_section, random_hash
+
+
+def test_manifest_describes_the_deployment(platform: Platform, backend: Backend) -> None:
+    manifest = platform.manifest
+    assert manifest["chainId"] == backend.chain.chain_id
+    assert set(manifest["contracts"]) == {"Consortium", "TenderRegistry", "GuaranteeRegistry"}
+    for name, info in manifest["contracts"].items():
+        assert info["artifactHash"] == backend.chain.artifacts[name].artifact_hash
+        code = "0x" + bytes(backend.chain.w3.eth.get_code(info["address"])).hex()
+        expected = backend.chain.artifacts[name].deployed_bytecode
+        # Immutables (the wiring addresses) are patched in at deployment; Consortium has none.
+        assert code == expected if name == "Consortium" else len(code) == len(expected)
+    assert manifest["compilerVersion"].startswith("0.8.30")
+
+
+def test_members_and_roles_match_the_config(platform: Platform, dev_config: ConsortiumConfig) -> None:
+    consortium = platform.consortium
+    assert consortium.threshold() == dev_config.admin_threshold
+    assert consortium.member_count() == len(dev_config.members)
+    for member in dev_config.members:
+        on_chain = consortium.member_of(member.signer.address)
+        assert on_chain.roles == member.roles
+        assert on_chain.org_id == org_id(member.identifier)
+
+
+def test_registries_are_wired_to_each_other(platform: Platform) -> None:
+    tenders, guarantees = platform.tenders, platform.guarantees
+    assert tenders._view("guaranteeRegistry") == guarantees.address
+    assert guarantees._view("tenderRegistry") == tenders.address
+    assert tenders._view("consortium") == platform.consortium.address
+
+
+def test_miswired_tender_registry_cannot_be_deployed(platform: Platform, backend: Backend) -> None:
+    deployer = platform.config.deployer
+    with pytest.raises(errors.TenderRegistryMiswired) as caught:
+        backend.chain.deploy(deployer, "TenderRegistry", platform.consortium.address, platform.guarantees.address)
+    assert caught.value.values["pointsTo"] == platform.tenders.address
+
+
+def test_deployment_from_manifest_reads_the_same_contracts(platform: Platform, backend: Backend) -> None:
+    again = Deployment.from_manifest(Chain(backend.chain.rpc_url), platform.manifest)
+    assert again.tenders.address == platform.tenders.address
+    assert again.consortium.threshold() == platform.consortium.threshold()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c.update(admin_threshold=1), "admin_threshold"),
+        (lambda c: c.update(admin_threshold=9), "admin_threshold"),
+        (lambda c: c["members"][0].update(roles=["pope"]), "unknown role"),
+        (lambda c: c["members"][0].update(roles=[]), "no roles"),
+        (lambda c: c["members"][1].update(key=c["members"][0]["key"]), "share a key"),
+        (lambda c: c["members"][0].pop("key"), "needs `key` or `key_env`"),
+        (
+            lambda c: (
+                c["members"][0].update(key_env="JIANZHENG_TEST_UNSET_KEY", key=None) or c["members"][0].pop("key")
+            ),
+            "JIANZHENG_TEST_UNSET_KEY",
+        ),
+        (lambda c: c.pop("members"), "members"),
+    ],
+)
+def test_bad_configs_are_refused_with_the_reason(tmp_path: Path, mutate: object, message: str) -> None:
+    source = Path(__file__).resolve().parent.parent / "scripts" / "consortium.dev.json"
+    config = json.loads(source.read_text())
+    assert callable(mutate)
+    mutate(config)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_unreadable_config_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError):
+        load_config(path)
+    with pytest.raises(ConfigError):
+        load_config(tmp_path / "missing.json")
+
+
+def test_role_names_parse_and_reject_unknown() -> None:
+    assert Role.parse(["admin", "Witness"]) == Role.ADMIN | Role.WITNESS
+    with pytest.raises(ValueError, match="unknown role"):
+        Role.parse(["king"])
+
+
+def test_revert_raises_the_named_exception_with_arguments(platform: Platform, outsider: Signer) -> None:
+    with pytest.raises(errors.TenderRegistryUnauthorized) as caught:
+        platform.tenders.create_tender(outsider, fresh_id("t"), platform.tenderer.address, random_hash())
+    assert caught.value.values == {"account": outsider.address, "role": int(Role.AGENCY)}
+    assert isinstance(caught.value, errors.ContractRevert)
+    assert "TenderRegistryUnauthorized(account=" in str(caught.value)
+
+
+def test_views_raise_named_errors_too(platform: Platform) -> None:
+    with pytest.raises(errors.TenderRegistryUnknownObjection):
+        platform.tenders.objection(fresh_id("section"), 1)
+
+
+def test_unknown_error_names_are_not_invented() -> None:
+    with pytest.raises(AttributeError):
+        errors.TenderRegistryNoSuchThing  # noqa: B018
+
+
+def test_unknown_revert_data_is_kept() -> None:
+    unknown = errors.decode_revert(bytes.fromhex("deadbeef") + b"\x00" * 32)
+    assert isinstance(unknown, errors.UnknownRevert)
+    assert isinstance(errors.decode_revert(b""), errors.UnknownRevert)
+
+
+def test_transactions_return_final_results_with_events(platform: Platform) -> None:
+    section = new_section(platform)
+    result = platform.tenders.commit_bid(
+        platform.bidders[0], section.section_id, random_hash(), deposit_ref=fresh_id("deposit")
+    )
+    chain = platform.backend.chain
+    receipt = chain.w3.eth.get_transaction_receipt(HexBytes(result.tx_hash))
+    assert receipt["status"] == 1 and receipt["blockNumber"] == result.block_number
+    assert chain.block_number() >= result.block_number
+    assert [e.name for e in result.events] == ["BidCommitted"]
+
+
+def test_nonce_is_recovered_after_the_node_refuses_a_transaction(platform: Platform, backend: Backend) -> None:
+    signer = Signer.from_key(platform.bidders[1].account.key)
+    section = new_section(platform)
+    platform.tenders.commit_bid(signer, section.section_id, random_hash(), deposit_ref=fresh_id("deposit"))
+    platform.tenders.withdraw_bid(signer, section.section_id)
+    signer._next_nonce = 0  # stale on purpose: the node refuses "nonce too low"
+    with pytest.raises(errors.TransactionFailed, match="refused"):
+        platform.tenders.commit_bid(signer, section.section_id, random_hash(), deposit_ref=fresh_id("deposit"))
+    platform.tenders.commit_bid(signer, section.section_id, random_hash(), deposit_ref=fresh_id("deposit"))
+    assert signer._next_nonce is not None
+    platform.bidders[1]._next_nonce = None  # the shared signer re-reads its nonce too

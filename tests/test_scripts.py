@@ -1,0 +1,97 @@
+"""Operator commands: run_local (make run), deploy and the gas report end as documented."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from contracts.devnode import free_port, start_anvil
+from contracts.toolchain import PROJECT_ROOT
+
+SCRIPTS = PROJECT_ROOT / "scripts"
+
+
+def _run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=PROJECT_ROOT)
+
+
+def test_run_local_starts_a_chain_deploys_and_prints_the_deployment(tmp_path: Path) -> None:
+    out = tmp_path / "deployment.json"
+    result = _run(str(SCRIPTS / "run_local.py"), "--once", "--port", str(free_port()), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(out.read_text())
+    for name in ("Consortium", "GuaranteeRegistry", "TenderRegistry"):
+        assert manifest["contracts"][name]["address"] in result.stdout
+    assert "anvil" in result.stdout
+
+
+def test_deploy_script_writes_a_manifest(tmp_path: Path) -> None:
+    node = start_anvil()
+    try:
+        out = tmp_path / "manifest.json"
+        result = _run(str(SCRIPTS / "deploy.py"), "--rpc-url", node.rpc_url, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+        manifest = json.loads(out.read_text())
+        assert manifest["rpcUrl"] == node.rpc_url
+        assert json.loads(result.stdout.strip().splitlines()[-1]) == manifest
+    finally:
+        node.stop()
+
+
+def test_deploy_script_explains_a_missing_node(tmp_path: Path) -> None:
+    result = _run(
+        str(SCRIPTS / "deploy.py"), "--rpc-url", f"http://127.0.0.1:{free_port()}", "--out", str(tmp_path / "m")
+    )
+    assert result.returncode == 2
+    assert "no JSON-RPC node answers" in result.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_deploy_script_explains_a_bad_config(tmp_path: Path) -> None:
+    config = tmp_path / "bad.json"
+    config.write_text('{"members": []}')
+    result = _run(str(SCRIPTS / "deploy.py"), "--config", str(config), "--out", str(tmp_path / "m"))
+    assert result.returncode == 2
+    assert "deploy:" in result.stderr
+
+
+def test_gas_report_ends_with_one_json_line_within_targets() -> None:
+    result = _run(str(SCRIPTS / "gas_report.py"))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["meets_targets"] is True
+    assert summary["commitBid_max"] <= 120_000
+    assert summary["issueGuarantee_max"] <= 150_000
+    expected_functions = {
+        "addSection",
+        "answerObjection",
+        "attestOpening",
+        "award",
+        "cancel",
+        "claim",
+        "closeOpening",
+        "createTender",
+        "expire",
+        "proposeAddMember",
+        "proposeRemoveMember",
+        "proposeSetRoles",
+        "proposeSetThreshold",
+        "raiseObjection",
+        "recordBidOpened",
+        "recordContractSigned",
+        "recordDecryptionFailure",
+        "recordPayout",
+        "recordRefusalToSign",
+        "recordWithdrawalAfterDeadline",
+        "replaceBid",
+        "setOpeningKey",
+        "withdrawBid",
+        "approve",
+        "commitBid",
+        "issue",
+        "release",
+    }
+    measured = {label.split(" (")[0] for label in summary["gas"]}
+    assert expected_functions <= measured

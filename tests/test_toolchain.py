@@ -1,0 +1,90 @@
+"""The compiler toolchain: solc-js through py-solc-x, reproducible artifacts, rebuilt on change only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from contracts.toolchain import (
+    SOLC_SHIM,
+    SOURCE_DIR,
+    STAMP_NAME,
+    CompilationFailed,
+    compile_all,
+    compiler_version,
+    load_artifacts,
+)
+
+
+def test_shim_reports_the_pinned_compiler() -> None:
+    output = subprocess.run([str(SOLC_SHIM), "--version"], capture_output=True, text=True, check=True).stdout
+    assert "Version: 0.8.30+commit.73712a01" in output
+    assert compiler_version().startswith("0.8.30+commit.73712a01")
+
+
+def test_shim_refuses_other_modes() -> None:
+    result = subprocess.run([str(SOLC_SHIM), "--bin", "x.sol"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "only --version and --standard-json" in result.stderr
+
+
+def test_artifacts_hold_abi_bytecode_source_hash_and_compiler(tmp_path: Path) -> None:
+    artifacts = compile_all(tmp_path / "build", force=True)
+    assert set(artifacts) == {"Consortium", "TenderRegistry", "GuaranteeRegistry"}
+    data = json.loads((tmp_path / "build" / "TenderRegistry.json").read_text())
+    assert set(data) == {
+        "contractName",
+        "abi",
+        "bytecode",
+        "deployedBytecode",
+        "sourcePath",
+        "sourceHash",
+        "compilerVersion",
+    }
+    assert data["bytecode"].startswith("0x60") and len(data["deployedBytecode"]) > 1000
+    assert data["compilerVersion"].startswith("0.8.30")
+
+
+def test_builds_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
+    compile_all(tmp_path / "a", force=True)
+    compile_all(tmp_path / "b", force=True)
+    files_a = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files_a == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in files_a:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_unchanged_sources_are_not_recompiled_and_changed_ones_are(tmp_path: Path) -> None:
+    sources = tmp_path / "src"
+    shutil.copytree(SOURCE_DIR, sources)
+    build = tmp_path / "build"
+    first = compile_all(build, source_dir=sources)
+    stamp = (build / STAMP_NAME).stat().st_mtime_ns
+    again = compile_all(build, source_dir=sources)
+    assert (build / STAMP_NAME).stat().st_mtime_ns == stamp  # nothing rewritten
+    assert again == first
+
+    consortium = sources / "Consortium.sol"
+    consortium.write_text(consortium.read_text() + "\n// changed\n")
+    changed = compile_all(build, source_dir=sources)
+    assert changed["Consortium"].source_hash != first["Consortium"].source_hash
+    assert changed["TenderRegistry"].source_hash == first["TenderRegistry"].source_hash
+    assert load_artifacts(build)["Consortium"].source_hash == changed["Consortium"].source_hash
+
+
+def test_a_compile_error_is_reported_with_the_compilers_message(tmp_path: Path) -> None:
+    sources = tmp_path / "src"
+    sources.mkdir()
+    (sources / "Broken.sol").write_text("pragma solidity 0.8.30; contract Broken { function f() { } }")
+    with pytest.raises(CompilationFailed, match=r"Broken\.sol"):
+        compile_all(tmp_path / "build", source_dir=sources)
+    assert not (tmp_path / "build").exists()  # nothing half-written
+
+
+def test_no_sources_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CompilationFailed, match="no Solidity sources"):
+        compile_all(tmp_path / "build", source_dir=tmp_path)
