@@ -10,6 +10,8 @@ import {IConsortium, ITenderRegistry, ClaimGround, CoverKind} from "./Interfaces
 /// chain and is tied to the record by its hash. A guarantee may name its section only through a sealed
 /// reference `keccak256(abi.encode(sectionId, salt))`, so that the guarantor's records need not say
 /// which tender the applicant bids for; the bid commit proves the link with the salt.
+/// The letter's hash is anchored in the `GuaranteeIssued` event rather than in storage: no rule reads
+/// it, and a verifier needs the event's transaction and block as evidence anyway.
 contract GuaranteeRegistry {
     uint256 private constant _ROLE_BIDDER = 1 << 3;
     uint256 private constant _ROLE_GUARANTOR = 1 << 4;
@@ -37,7 +39,6 @@ contract GuaranteeRegistry {
         uint96 amount;
         address beneficiary;
         bytes32 sectionRef;
-        bytes32 letterHash;
     }
 
     struct Claim {
@@ -199,8 +200,7 @@ contract GuaranteeRegistry {
             applicant: terms.applicant,
             amount: terms.amount,
             beneficiary: terms.beneficiary,
-            sectionRef: terms.sectionRef,
-            letterHash: terms.letterHash
+            sectionRef: terms.sectionRef
         });
         emit GuaranteeIssued(
             guaranteeId,
