@@ -129,6 +129,10 @@ def compile_all(
         output = solcx.compile_standard(standard_input, solc_binary=SOLC_SHIM)
     except solcx.exceptions.SolcError as error:
         raise CompilationFailed(str(error)) from error
+    # Warnings fail the build too: they are cheap to fix now and easy to miss later.
+    warnings = [e["formattedMessage"] for e in output.get("errors", []) if e.get("severity") == "warning"]
+    if warnings:
+        raise CompilationFailed("compiler warnings:\n" + "\n".join(warnings))
 
     artifacts: dict[str, Artifact] = {}
     for source_path, contracts in sorted(output.get("contracts", {}).items()):

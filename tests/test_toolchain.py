@@ -88,3 +88,14 @@ def test_a_compile_error_is_reported_with_the_compilers_message(tmp_path: Path) 
 def test_no_sources_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CompilationFailed, match="no Solidity sources"):
         compile_all(tmp_path / "build", source_dir=tmp_path)
+
+
+def test_compiler_warnings_fail_the_build(tmp_path: Path) -> None:
+    sources = tmp_path / "src"
+    sources.mkdir()
+    (sources / "Noisy.sol").write_text(
+        "// SPDX-License-Identifier: Apache-2.0\npragma solidity 0.8.30;\n"
+        "contract Noisy { function f(uint256 unused) external pure returns (uint256) { return 1; } }\n"
+    )
+    with pytest.raises(CompilationFailed, match="compiler warnings"):
+        compile_all(tmp_path / "build", source_dir=sources)

@@ -34,7 +34,7 @@ contract Consortium {
     struct Proposal {
         ProposalKind kind;
         bool executed;
-        uint32 approvals;
+        uint32 approvals; // counted when the proposal was last approved (frozen once executed)
         address account;
         bytes32 orgId;
         uint256 value; // roles for AddMember / SetRoles, the new threshold for SetThreshold
@@ -43,6 +43,7 @@ contract Consortium {
     mapping(address account => Member) private _members;
     mapping(uint256 proposalId => Proposal) private _proposals;
     mapping(uint256 proposalId => mapping(address admin => bool)) private _approved;
+    mapping(uint256 proposalId => address[]) private _approvers;
     uint256 private _proposalCount;
     uint256 private _adminCount;
     uint256 private _memberCount;
@@ -71,7 +72,7 @@ contract Consortium {
     /// @notice The same account was listed twice as an initial admin.
     error ConsortiumDuplicateAdmin(address account);
     /// @notice The founding lists (admins, organisation ids, roles) differ in length.
-    error ConsortiumLengthMismatch(uint256 admins, uint256 orgIds);
+    error ConsortiumLengthMismatch(uint256 admins, uint256 orgIds, uint256 roles);
 
     /// @notice A membership change was proposed; the proposer's approval is counted at once.
     event ProposalCreated(
@@ -99,10 +100,10 @@ contract Consortium {
     /// @param admins Initial admin accounts, one per founding organisation.
     /// @param adminOrgIds Hash of each admin organisation's identifier, in the same order.
     /// @param adminRoles Roles of each admin member; each must include `ROLE_ADMIN`.
-    /// @param threshold Number of distinct admin approvals any later change needs (at least 2).
-    constructor(address[] memory admins, bytes32[] memory adminOrgIds, uint256[] memory adminRoles, uint256 threshold) {
+    /// @param approvalThreshold Number of distinct admin approvals any later change needs (at least 2).
+    constructor(address[] memory admins, bytes32[] memory adminOrgIds, uint256[] memory adminRoles, uint256 approvalThreshold) {
         if (admins.length != adminOrgIds.length || admins.length != adminRoles.length) {
-            revert ConsortiumLengthMismatch(admins.length, adminOrgIds.length);
+            revert ConsortiumLengthMismatch(admins.length, adminOrgIds.length, adminRoles.length);
         }
         for (uint256 i = 0; i < admins.length; ++i) {
             address admin = admins[i];
@@ -113,7 +114,7 @@ contract Consortium {
             if (adminRoles[i] & ROLE_ADMIN == 0) revert ConsortiumInvalidRoles(adminRoles[i]);
             _addMember(admin, adminOrgIds[i], adminRoles[i]);
         }
-        _setThreshold(threshold, _adminCount);
+        _setThreshold(approvalThreshold, _adminCount);
     }
 
     /// @notice Propose that `account` of organisation `orgId` join with `roles`.
@@ -147,18 +148,18 @@ contract Consortium {
 
     /// @notice Propose a new approval threshold.
     /// @return proposalId The id other admins approve.
-    function proposeSetThreshold(uint256 threshold) external onlyRole(ROLE_ADMIN) returns (uint256 proposalId) {
-        if (threshold < 2 || threshold > _adminCount) revert ConsortiumInvalidThreshold(threshold, _adminCount);
-        return _propose(ProposalKind.SetThreshold, address(0), bytes32(0), threshold);
+    function proposeSetThreshold(uint256 newThreshold) external onlyRole(ROLE_ADMIN) returns (uint256 proposalId) {
+        if (newThreshold < 2 || newThreshold > _adminCount) revert ConsortiumInvalidThreshold(newThreshold, _adminCount);
+        return _propose(ProposalKind.SetThreshold, address(0), bytes32(0), newThreshold);
     }
 
     /// @notice Approve a pending proposal; the approval that reaches the threshold carries it out.
     function approve(uint256 proposalId) external onlyRole(ROLE_ADMIN) {
-        Proposal storage proposal = _proposals[proposalId];
-        if (proposal.kind == ProposalKind.None) revert ConsortiumUnknownProposal(proposalId);
-        if (proposal.executed) revert ConsortiumProposalAlreadyExecuted(proposalId);
+        Proposal storage pending = _proposals[proposalId];
+        if (pending.kind == ProposalKind.None) revert ConsortiumUnknownProposal(proposalId);
+        if (pending.executed) revert ConsortiumProposalAlreadyExecuted(proposalId);
         if (_approved[proposalId][msg.sender]) revert ConsortiumAlreadyApproved(proposalId, msg.sender);
-        _approve(proposalId, proposal);
+        _approve(proposalId, pending);
     }
 
     /// @notice Whether `account` holds every bit of `role`.
@@ -192,7 +193,7 @@ contract Consortium {
         return _proposalCount;
     }
 
-    /// @notice A proposal as stored.
+    /// @notice A proposal as stored; `approvals` counts those of current admins while it is pending.
     function proposal(uint256 proposalId)
         external
         view
@@ -200,7 +201,8 @@ contract Consortium {
     {
         Proposal storage p = _proposals[proposalId];
         if (p.kind == ProposalKind.None) revert ConsortiumUnknownProposal(proposalId);
-        return (p.kind, p.executed, p.approvals, p.account, p.orgId, p.value);
+        approvals = p.executed ? p.approvals : _adminApprovals(proposalId);
+        return (p.kind, p.executed, approvals, p.account, p.orgId, p.value);
     }
 
     /// @notice Whether `admin` has approved `proposalId`.
@@ -210,33 +212,34 @@ contract Consortium {
 
     function _propose(ProposalKind kind, address account, bytes32 orgId, uint256 value) private returns (uint256) {
         uint256 proposalId = ++_proposalCount;
-        Proposal storage proposal = _proposals[proposalId];
-        proposal.kind = kind;
-        proposal.account = account;
-        proposal.orgId = orgId;
-        proposal.value = value;
+        Proposal storage created = _proposals[proposalId];
+        created.kind = kind;
+        created.account = account;
+        created.orgId = orgId;
+        created.value = value;
         emit ProposalCreated(proposalId, kind, account, orgId, value, msg.sender);
-        _approve(proposalId, proposal);
+        _approve(proposalId, created);
         return proposalId;
     }
 
-    function _approve(uint256 proposalId, Proposal storage proposal) private {
+    function _approve(uint256 proposalId, Proposal storage pending) private {
         _approved[proposalId][msg.sender] = true;
-        uint32 approvals = proposal.approvals + 1;
-        proposal.approvals = approvals;
+        _approvers[proposalId].push(msg.sender);
+        uint32 approvals = _adminApprovals(proposalId);
+        pending.approvals = approvals;
         emit ProposalApproved(proposalId, msg.sender, approvals);
         if (approvals >= _threshold) {
-            _execute(proposalId, proposal);
+            _execute(proposalId, pending);
         }
     }
 
-    /// @dev Conditions are checked again here: the membership may have changed since the proposal.
-    function _execute(uint256 proposalId, Proposal storage proposal) private {
-        address account = proposal.account;
-        ProposalKind kind = proposal.kind;
+    /// @dev Conditions are checked again here: the membership may have changed since the pending.
+    function _execute(uint256 proposalId, Proposal storage pending) private {
+        address account = pending.account;
+        ProposalKind kind = pending.kind;
         if (kind == ProposalKind.AddMember) {
             if (_members[account].roles != 0) revert ConsortiumMemberExists(account);
-            _addMember(account, proposal.orgId, proposal.value);
+            _addMember(account, pending.orgId, pending.value);
             _checkAdminsStillReachThreshold();
         } else if (kind == ProposalKind.RemoveMember) {
             Member memory member = _members[account];
@@ -249,17 +252,27 @@ contract Consortium {
         } else if (kind == ProposalKind.SetRoles) {
             uint256 previous = _members[account].roles;
             if (previous == 0) revert ConsortiumUnknownMember(account);
-            uint256 roles = proposal.value;
+            uint256 roles = pending.value;
             if (previous & ROLE_ADMIN != 0) _adminCount -= 1;
             if (roles & ROLE_ADMIN != 0) _adminCount += 1;
             _members[account].roles = roles;
             emit RolesChanged(account, previous, roles);
             _checkAdminsStillReachThreshold();
         } else {
-            _setThreshold(proposal.value, _adminCount);
+            _setThreshold(pending.value, _adminCount);
         }
-        proposal.executed = true;
+        pending.executed = true;
         emit ProposalExecuted(proposalId);
+    }
+
+    /// @dev Only approvals of accounts that are admins now count: an admin removed (or stripped of the
+    /// role) after approving no longer speaks for the consortium, so its pending approvals lapse.
+    function _adminApprovals(uint256 proposalId) private view returns (uint32 count) {
+        address[] storage approvers = _approvers[proposalId];
+        uint256 length = approvers.length;
+        for (uint256 i = 0; i < length; ++i) {
+            if (_members[approvers[i]].roles & ROLE_ADMIN != 0) ++count;
+        }
     }
 
     function _addMember(address account, bytes32 orgId, uint256 roles) private {

@@ -153,13 +153,13 @@ contract GuaranteeRegistry {
         _;
     }
 
-    /// @param consortium The consortium whose members act here.
+    /// @param consortium_ The consortium whose members act here.
     /// @param tenderRegistry_ The tender registry (deployed right after this contract; its address is
     /// known in advance from the deployer's nonce, so no one needs a key to wire the two later).
-    constructor(IConsortium consortium, address tenderRegistry_) {
-        if (address(consortium) == address(0)) revert GuaranteeRegistryZeroValue("consortium");
+    constructor(IConsortium consortium_, address tenderRegistry_) {
+        if (address(consortium_) == address(0)) revert GuaranteeRegistryZeroValue("consortium");
         if (tenderRegistry_ == address(0)) revert GuaranteeRegistryZeroValue("tenderRegistry");
-        _consortium = consortium;
+        _consortium = consortium_;
         _tenderRegistry = tenderRegistry_;
     }
 

@@ -134,7 +134,7 @@ contract TenderRegistry is ITenderRegistry {
     error TenderRegistryTendererNotMember(address tenderer);
     /// @notice The opening time is not in the future.
     error TenderRegistryOpeningTimeInPast(uint256 openingTime, uint256 nowTime);
-    /// @notice The witness set, quorum, minimum or validity period is not acceptable.
+    /// @notice The witness set, quorum or validity period is not acceptable.
     error TenderRegistryInvalidTerms(string field);
     /// @notice A listed witness is not a witness member, or is listed twice.
     error TenderRegistryInvalidWitness(address witness);
@@ -154,7 +154,8 @@ contract TenderRegistry is ITenderRegistry {
     error TenderRegistryBidExists(bytes32 sectionId, address bidder);
     /// @notice The bid is not in the status the action needs.
     error TenderRegistryInvalidBidStatus(bytes32 sectionId, address bidder, BidStatus status);
-    /// @notice A bid names exactly one cover: a guarantee or a cash deposit reference.
+    /// @notice A bid names exactly one cover: a guarantee or a cash deposit reference (and a salt only
+    /// with a guarantee).
     error TenderRegistryInvalidCover(bytes32 sectionId);
     /// @notice Some live bids still lack a decryption outcome.
     error TenderRegistryOutcomesPending(bytes32 sectionId, uint256 pending);
@@ -228,15 +229,15 @@ contract TenderRegistry is ITenderRegistry {
         _;
     }
 
-    /// @param consortium The consortium whose members act here.
-    /// @param guaranteeRegistry The guarantee registry; it must have been deployed pointing at this contract.
-    constructor(IConsortium consortium, IGuaranteeRegistry guaranteeRegistry) {
-        if (address(consortium) == address(0)) revert TenderRegistryZeroValue("consortium");
-        if (address(guaranteeRegistry) == address(0)) revert TenderRegistryZeroValue("guaranteeRegistry");
-        address pointsTo = guaranteeRegistry.tenderRegistry();
-        if (pointsTo != address(this)) revert TenderRegistryMiswired(address(guaranteeRegistry), pointsTo);
-        _consortium = consortium;
-        _guaranteeRegistry = guaranteeRegistry;
+    /// @param consortium_ The consortium whose members act here.
+    /// @param guaranteeRegistry_ The guarantee registry; it must have been deployed pointing at this contract.
+    constructor(IConsortium consortium_, IGuaranteeRegistry guaranteeRegistry_) {
+        if (address(consortium_) == address(0)) revert TenderRegistryZeroValue("consortium");
+        if (address(guaranteeRegistry_) == address(0)) revert TenderRegistryZeroValue("guaranteeRegistry");
+        address pointsTo = guaranteeRegistry_.tenderRegistry();
+        if (pointsTo != address(this)) revert TenderRegistryMiswired(address(guaranteeRegistry_), pointsTo);
+        _consortium = consortium_;
+        _guaranteeRegistry = guaranteeRegistry_;
     }
 
     // ------------------------------------------------------------------ tenders and sections
@@ -328,6 +329,7 @@ contract TenderRegistry is ITenderRegistry {
         if (!section.hasOpeningKey) revert TenderRegistryOpeningKeyMissing(sectionId);
         if (ciphertextHash == bytes32(0)) revert TenderRegistryZeroValue("ciphertextHash");
         if ((guaranteeId == bytes32(0)) == (depositRef == bytes32(0))) revert TenderRegistryInvalidCover(sectionId);
+        if (guaranteeId == bytes32(0) && guaranteeSalt != bytes32(0)) revert TenderRegistryInvalidCover(sectionId);
         Bid storage bid = _bids[sectionId][msg.sender];
         BidStatus status = _bidStatus(bid);
         if (status == BidStatus.Committed) revert TenderRegistryBidExists(sectionId, msg.sender);
