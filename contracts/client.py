@@ -472,6 +472,22 @@ class TenderRegistryClient(_Bound):
         bidder, objection_hash, answer_hash = self._view("objectionOf", section_id, objection_id)
         return Objection(bidder, bytes(objection_hash), bytes(answer_hash))
 
+    def bid_cover(self, section_id: bytes, bidder: str) -> tuple[CoverKind, bytes]:
+        """How a live bid covers its bond (a zero cover for no bid or a withdrawn one)."""
+        kind, cover = self._view("bidCover", section_id, bidder)
+        return CoverKind(kind), bytes(cover)
+
+    def deadline_of(self, section_id: bytes) -> tuple[int, str]:
+        """The section's opening time (= bid deadline) and tenderer; zeros for an unknown section."""
+        opening_time, tenderer = self._view("deadlineOf", section_id)
+        return int(opening_time), str(tenderer)
+
+    def consortium_address(self) -> str:
+        return str(self._view("consortium"))
+
+    def guarantee_registry_address(self) -> str:
+        return str(self._view("guaranteeRegistry"))
+
     def claim_ground_holds(self, section_id: bytes, bidder: str, ground: ClaimGround) -> bool:
         return bool(self._view("claimGroundHolds", section_id, bidder, int(ground)))
 
@@ -560,6 +576,12 @@ class GuaranteeRegistryClient(_Bound):
 
     def sealed_reference(self, section_id: bytes, salt: bytes) -> bytes:
         return bytes(self._view("sealedReference", section_id, salt))
+
+    def consortium_address(self) -> str:
+        return str(self._view("consortium"))
+
+    def tender_registry_address(self) -> str:
+        return str(self._view("tenderRegistry"))
 
 
 @dataclass(frozen=True)

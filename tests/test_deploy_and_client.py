@@ -41,9 +41,9 @@ def test_members_and_roles_match_the_config(platform: Platform, dev_config: Cons
 
 def test_registries_are_wired_to_each_other(platform: Platform) -> None:
     tenders, guarantees = platform.tenders, platform.guarantees
-    assert tenders._view("guaranteeRegistry") == guarantees.address
-    assert guarantees._view("tenderRegistry") == tenders.address
-    assert tenders._view("consortium") == platform.consortium.address
+    assert tenders.guarantee_registry_address() == guarantees.address
+    assert guarantees.tender_registry_address() == tenders.address
+    assert tenders.consortium_address() == guarantees.consortium_address() == platform.consortium.address
 
 
 def test_miswired_tender_registry_cannot_be_deployed(platform: Platform, backend: Backend) -> None:
