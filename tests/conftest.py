@@ -11,7 +11,7 @@ from contracts.client import Deployment, Signer
 from contracts.deploy import ConsortiumConfig, deploy, load_config
 from contracts.records import Role
 from contracts.toolchain import PROJECT_ROOT, compile_all
-from tests.backends import STARTERS, Backend, selected_backends
+from tests.backends import STARTERS, TEST_ACCOUNT_KEYS, Backend, selected_backends
 from tests.helpers import Platform
 
 DEV_CONFIG = PROJECT_ROOT / "scripts" / "consortium.dev.json"
@@ -43,7 +43,7 @@ def platform(backend: Backend, dev_config: ConsortiumConfig) -> Platform:
 @pytest.fixture(scope="session")
 def outsider(backend: Backend, dev_config: ConsortiumConfig) -> Signer:
     """A funded account that is no member of the consortium."""
-    signer = Signer.from_key("0x" + "11" * 32)
+    signer = Signer.from_key("0x" + TEST_ACCOUNT_KEYS[0])
     backend.chain.send(dev_config.deployer, signer.address, b"", value=10**20, gas=21_000)
     return signer
 

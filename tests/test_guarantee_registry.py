@@ -31,7 +31,7 @@ from contracts.records import (
     Role,
     SectionStatus,
 )
-from tests.backends import Backend
+from tests.backends import TEST_ACCOUNT_KEYS, Backend
 from tests.helpers import (
     Platform,
     SectionRef,
@@ -143,7 +143,7 @@ def other_guarantor(platform: Platform) -> Signer:
 @pytest.fixture(scope="module")
 def stub_tender_registry(backend: Backend, dev_config: ConsortiumConfig) -> Signer:
     """A funded plain account that a separately deployed GuaranteeRegistry trusts as its tender registry."""
-    signer = Signer.from_key("0x" + "22" * 32)
+    signer = Signer.from_key("0x" + TEST_ACCOUNT_KEYS[1])
     backend.chain.send(dev_config.deployer, signer.address, b"", value=10**20, gas=21_000)
     return signer
 

@@ -24,6 +24,14 @@ def test_run_local_starts_a_chain_deploys_and_prints_the_deployment(tmp_path: Pa
     manifest = json.loads(out.read_text())
     for name in ("Consortium", "GuaranteeRegistry", "TenderRegistry"):
         assert manifest["contracts"][name]["address"] in result.stdout
+    assert "chain_node, 4 QBFT validators" in result.stdout
+
+
+def test_run_local_can_use_anvil_as_the_reference(tmp_path: Path) -> None:
+    out = tmp_path / "deployment.json"
+    args = ("--once", "--chain", "anvil", "--port", str(free_port()), "--out", str(out))
+    result = _run(str(SCRIPTS / "run_local.py"), *args)
+    assert result.returncode == 0, result.stderr
     assert "anvil" in result.stdout
 
 

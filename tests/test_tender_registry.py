@@ -1124,7 +1124,8 @@ def test_opening_starts_at_the_deadline(platform: Platform) -> None:
         platform.tenders.record_bid_opened(platform.agency, section.section_id, bidders[0].address, random_hash())
     assert_time_values(caught.value.values, section, after=False)
     platform.backend.advance_to(section.opening_time)
-    assert platform.now() == section.opening_time
+    if platform.backend.exact_time:
+        assert platform.now() == section.opening_time
     # The deadline's own second belongs to the opening: bids are refused, opening steps accepted.
     with pytest.raises(errors.TenderRegistryBidAfterDeadline):
         commit_with_deposit(platform, section, platform.bidders[3])

@@ -1,0 +1,432 @@
+"""One validator process: storage, EVM state, transaction pool, consensus, P2P and JSON-RPC.
+
+The consensus core is pure; this module is the shell around it: it feeds the core messages and
+ticks, carries out what the core's outbox asks (persist, broadcast, build a proposal, commit a
+decided block, sync), and answers JSON-RPC from the stored chain and the current state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, replace
+
+import rlp
+from aiohttp import web
+
+from chain_node import api, p2p
+from chain_node.blocks import (
+    Block,
+    Header,
+    block_logs_bloom,
+    genesis_header,
+    next_base_fee,
+    receipts_root,
+    transactions_root,
+)
+from chain_node.config import NodeConfig, load_genesis
+from chain_node.consensus import Decision, Outbox, QbftConfig, QbftCore, ValidatorSet, verify_commit_seals
+from chain_node.execution import BlockEnv, BlockResult, WorldState, apply_block
+from chain_node.network import key_address
+from chain_node.rpc import Dispatcher
+from chain_node.storage import Store
+from chain_node.transactions import InvalidTransaction, Transaction, decode_transaction
+from chain_node.txpool import TxPool
+
+log = logging.getLogger("chain_node.node")
+
+TICK_SECONDS = 0.02
+STATUS_SECONDS = 1.0
+SYNC_BATCH = 128
+MAX_BLOCK_TXS = 5_000
+TIMESTAMP_DRIFT = 15
+MIN_BLOCK_GAP = 0.01
+
+
+class InvalidBlock(Exception):
+    """A proposed or synced block breaks a chain rule; the message says which."""
+
+
+@dataclass(frozen=True)
+class Tentative:
+    """A block executed for validation or proposal whose state changes are not yet final."""
+
+    digest: bytes
+    block: Block
+    result: BlockResult
+
+
+def encode_seals(seals: tuple[tuple[bytes, bytes], ...]) -> bytes:
+    return bytes(rlp.encode([[address, signature] for address, signature in seals]))
+
+
+def decode_seals(data: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    return tuple((bytes(a), bytes(s)) for a, s in rlp.decode(data))
+
+
+class Validator:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.genesis = load_genesis(config.genesis_path)
+        self.chain_id = self.genesis.chain_id
+        self.address = key_address(config.private_key)
+        self.store = Store(config.data_dir / "chain.sqlite")
+        self.state = WorldState.from_genesis(
+            dict(self.genesis.alloc), chain_id=self.chain_id, gas_limit=self.genesis.gas_limit
+        )
+        self.genesis_header = genesis_header(
+            state_root=self.state.state_root,
+            timestamp=self.genesis.timestamp,
+            gas_limit=self.genesis.gas_limit,
+            extra=self.genesis.hash(),
+            base_fee=self.genesis.base_fee,
+        )
+        self.headers: dict[int, Header] = {0: self.genesis_header}
+        self.hash_to_number: dict[bytes, int] = {self.genesis_header.hash(): 0}
+        self.validators = ValidatorSet.of(self.genesis.validators)
+        self.permitted = set(self.genesis.permitted)
+        self.pool = TxPool()
+        self.time_offset = 0
+        self.tentative: dict[bytes, Tentative] = {}
+        self.stats: dict[str, int] = {"blocks_synced": 0, "tx_rejected": 0}
+        self._replay()
+        self.core = QbftCore(
+            config.private_key,
+            self.validators,
+            self.head.number + 1,
+            self._validate,
+            QbftConfig(base_timeout_ms=1000, max_timeout_ms=4000, rebroadcast_ms=500),
+        )
+        persisted = self.store.get_meta("consensus")
+        if persisted is not None:
+            self.core.restore(persisted)
+        self.network = p2p.Network(self.address, self.genesis.hash(), config.peers, self._on_frame)
+        self._proposal_request: tuple[int, int] | None = None
+        self._gossip: list[bytes] = []
+        self._sync_requested_at = 0.0
+        self.dispatcher = Dispatcher(api.methods(self))
+
+    # ------------------------------------------------------------------ chain state
+
+    @property
+    def head(self) -> Header:
+        return self.headers[max(self.headers)]
+
+    def now(self) -> int:
+        return int(time.time()) + self.time_offset
+
+    def _replay(self) -> None:
+        """Rebuild the EVM state from the stored final blocks (the state itself is kept in memory)."""
+        number = 1
+        while True:
+            batch = self.store.blocks_from(number, 256)
+            if not batch:
+                break
+            for stored in batch:
+                block = Block.decode(stored.payload, self.chain_id)
+                result = self._execute(block)
+                if result.state_root != block.header.state_root:
+                    raise InvalidBlock(f"stored block {stored.number} does not replay to its state root")
+                self._adopt(block)
+                number = stored.number + 1
+
+    def _env(self, header: Header) -> BlockEnv:
+        return BlockEnv(
+            number=header.number,
+            timestamp=header.timestamp,
+            coinbase=header.proposer,
+            gas_limit=header.gas_limit,
+            base_fee=header.base_fee_per_gas,
+        )
+
+    def _execute(self, block: Block) -> BlockResult:
+        return apply_block(
+            self.state, self._env(block.header), block.transactions, chain_id=self.chain_id, permitted=self.is_permitted
+        )
+
+    def _adopt(self, block: Block) -> None:
+        header = block.header
+        self.headers[header.number] = header
+        self.hash_to_number[header.hash()] = header.number
+        for tx in block.transactions:
+            self.pool.remove_below(tx.sender, tx.nonce + 1)
+
+    def is_permitted(self, sender: bytes) -> bool:
+        return sender in self.permitted
+
+    # ------------------------------------------------------------------ proposals and validation
+
+    def build_block(self, height: int) -> Block:
+        parent = self.head
+        txs = self.pool.select(parent.gas_limit, self._pool_nonces(), MAX_BLOCK_TXS)
+        header = Header(
+            parent_hash=parent.hash(),
+            number=height,
+            timestamp=max(parent.timestamp, self.now()),
+            proposer=self.address,
+            transactions_root=b"\x00" * 32,
+            receipts_root=b"\x00" * 32,
+            state_root=b"\x00" * 32,
+            logs_bloom=b"\x00" * 256,
+            gas_limit=parent.gas_limit,
+            gas_used=0,
+            base_fee_per_gas=next_base_fee(parent),
+            extra=b"",
+        )
+        self._drop_tentative()
+        checkpoint = self.state.checkpoint()
+        result = apply_block(
+            self.state, self._env(header), tuple(txs), chain_id=self.chain_id, permitted=self.is_permitted
+        )
+        self.state.revert(checkpoint)
+        for tx, _error in result.rejected:
+            self.pool.remove_below(tx.sender, tx.nonce + 1)
+        header = replace(
+            header,
+            transactions_root=transactions_root(list(result.included)),
+            receipts_root=receipts_root(list(result.receipts)),
+            state_root=result.state_root,
+            logs_bloom=block_logs_bloom(result.receipts),
+            gas_used=result.gas_used,
+        )
+        return Block(header, result.included)
+
+    def _pool_nonces(self) -> dict[bytes, int]:
+        return {sender: self.state.nonce(sender) for sender in self.pool.senders()}
+
+    def _validate(self, height: int, payload: bytes) -> bytes | None:
+        """The consensus core's check of a proposed block: decodes, re-executes, compares the roots."""
+        try:
+            block = Block.decode(payload, self.chain_id)
+            return self._check_and_execute(block, height)
+        except (InvalidBlock, InvalidTransaction, ValueError, rlp.DecodingError) as error:
+            log.info("rejecting proposal at %d: %s", height, error)
+            return None
+
+    def _check_and_execute(self, block: Block, height: int) -> bytes:
+        header, parent = block.header, self.head
+        if header.number != height or height != parent.number + 1:
+            raise InvalidBlock(f"block {header.number} does not follow head {parent.number}")
+        if header.parent_hash != parent.hash():
+            raise InvalidBlock("parent hash does not match the head")
+        if header.timestamp < parent.timestamp or header.timestamp > self.now() + TIMESTAMP_DRIFT:
+            raise InvalidBlock(f"timestamp {header.timestamp} out of range")
+        if header.base_fee_per_gas != next_base_fee(parent) or header.gas_limit != parent.gas_limit:
+            raise InvalidBlock("base fee or gas limit differs from the rule")
+        digest = header.hash()
+        if digest in self.tentative:
+            return digest
+        self._drop_tentative()
+        checkpoint = self.state.checkpoint()
+        result = apply_block(
+            self.state, self._env(header), block.transactions, chain_id=self.chain_id, permitted=self.is_permitted
+        )
+        ok = (
+            len(result.included) == len(block.transactions)
+            and result.state_root == header.state_root
+            and receipts_root(list(result.receipts)) == header.receipts_root
+            and transactions_root(list(block.transactions)) == header.transactions_root
+            and result.gas_used == header.gas_used
+        )
+        self.state.revert(checkpoint)
+        if not ok:
+            raise InvalidBlock("block does not execute to its header (state, receipts or gas differ)")
+        self.tentative[digest] = Tentative(digest, block, result)
+        return digest
+
+    def _drop_tentative(self) -> None:
+        self.tentative.clear()
+
+    # ------------------------------------------------------------------ commit and sync
+
+    def commit(self, block: Block, seals: tuple[tuple[bytes, bytes], ...]) -> None:
+        """Make a final block part of the chain: execute, store atomically, adopt."""
+        digest = block.header.hash()
+        problem = verify_commit_seals(digest, seals, self.validators)
+        if not problem:
+            raise InvalidBlock("commit seals do not prove finality")
+        if block.header.parent_hash != self.head.hash():
+            raise InvalidBlock("final block does not extend our head")
+        result = self._execute(block)
+        if result.state_root != block.header.state_root:
+            raise InvalidBlock("final block executes to another state root")
+        records = [api.receipt_record(r) for r in result.receipts]
+        self.store.put_block(
+            block.header.number,
+            digest,
+            block.encode(),
+            encode_seals(seals),
+            records,
+            [tx.hash for tx in block.transactions],
+        )
+        self._adopt(block)
+        self._drop_tentative()
+
+    def on_decision(self, decision: Decision) -> Outbox:
+        block = Block.decode(decision.payload, self.chain_id)
+        self.commit(block, tuple(decision.seals))
+        return self.core.start_height(decision.height + 1, self.validators, _ms())
+
+    def serve_sync(self, from_height: int) -> bytes:
+        items = [[s.payload, s.seals] for s in self.store.blocks_from(from_height, SYNC_BATCH)]
+        return bytes(rlp.encode(items))
+
+    def apply_synced(self, payload: bytes) -> Outbox | None:
+        advanced = False
+        for block_payload, seals_bytes in rlp.decode(payload):
+            block = Block.decode(bytes(block_payload), self.chain_id)
+            if block.header.number <= self.head.number:
+                continue
+            if block.header.number != self.head.number + 1:
+                break
+            self.commit(block, decode_seals(bytes(seals_bytes)))
+            self.stats["blocks_synced"] += 1
+            advanced = True
+        if advanced:
+            return self.core.start_height(self.head.number + 1, self.validators, _ms())
+        return None
+
+    # ------------------------------------------------------------------ transactions
+
+    def submit_raw_transaction(self, raw: bytes, gossip: bool = True) -> Transaction:
+        from chain_node.execution import check_transaction
+
+        tx = decode_transaction(raw, self.chain_id)
+        state_nonce = self.state.nonce(tx.sender)
+        check_transaction(
+            self.state,
+            tx,
+            chain_id=self.chain_id,
+            base_fee=next_base_fee(self.head),
+            block_gas_limit=self.head.gas_limit,
+            pending_nonce=self.pool.pending_nonce(tx.sender, state_nonce),
+            permitted=self.is_permitted,
+        )
+        self.pool.add(tx)
+        if gossip:
+            self._gossip.append(raw)
+        return tx
+
+    # ------------------------------------------------------------------ the event loop
+
+    async def _on_frame(self, peer: bytes, frame: p2p.Frame) -> None:
+        if frame.kind == p2p.Kind.CONSENSUS:
+            self._handle(self.core.step(frame.payload, _ms()))
+        elif frame.kind == p2p.Kind.TRANSACTIONS:
+            for raw in rlp.decode(frame.payload):
+                try:
+                    self.submit_raw_transaction(bytes(raw), gossip=False)
+                except Exception:  # already known, stale or invalid here: the sender was told at its node
+                    self.stats["tx_rejected"] += 1
+        elif frame.kind == p2p.Kind.STATUS:
+            peer_height = int.from_bytes(frame.payload, "big")
+            if peer_height > self.head.number:
+                self._request_sync(peer)
+            elif peer_height < self.head.number:
+                self.network.send(peer, p2p.Kind.BLOCKS, self.serve_sync(peer_height + 1))
+        elif frame.kind == p2p.Kind.SYNC_REQUEST:
+            self.network.send(peer, p2p.Kind.BLOCKS, self.serve_sync(int.from_bytes(frame.payload, "big")))
+        elif frame.kind == p2p.Kind.BLOCKS:
+            try:
+                outbox = self.apply_synced(frame.payload)
+            except (InvalidBlock, ValueError, rlp.DecodingError) as error:
+                log.warning("synced blocks refused: %s", error)
+                return
+            if outbox is not None:
+                self._handle(outbox)
+
+    def _request_sync(self, peer: bytes | None = None) -> None:
+        now = time.monotonic()
+        if now - self._sync_requested_at < 0.5:
+            return
+        self._sync_requested_at = now
+        payload = (self.head.number + 1).to_bytes(8, "big")
+        if peer is None:
+            self.network.broadcast(p2p.Kind.SYNC_REQUEST, payload)
+        else:
+            self.network.send(peer, p2p.Kind.SYNC_REQUEST, payload)
+
+    def _handle(self, outbox: Outbox) -> None:
+        pending = [outbox]
+        while pending:
+            box = pending.pop(0)
+            if box.persist is not None:
+                self.store.put_meta("consensus", box.persist)
+            for message in box.broadcast:
+                self.network.broadcast(p2p.Kind.CONSENSUS, message)
+            if box.request_proposal is not None:
+                self._proposal_request = box.request_proposal
+            if box.need_sync is not None:
+                self._request_sync()
+            if box.decided is not None:
+                try:
+                    pending.append(self.on_decision(box.decided))
+                except InvalidBlock as error:
+                    log.error("cannot commit decided block %d: %s", box.decided.height, error)
+
+    def _maybe_propose(self) -> None:
+        if self._proposal_request is None:
+            return
+        height, round_number = self._proposal_request
+        if height != self.head.number + 1:
+            self._proposal_request = None
+            return
+        # With transactions waiting, propose at once; otherwise an empty block keeps chain time moving
+        # once per block period.
+        period = self.genesis.block_period_ms / 1000 if len(self.pool) == 0 else MIN_BLOCK_GAP
+        if round_number == 0 and time.time() < self._head_seen_at + period:
+            return
+        self._proposal_request = None
+        block = self.build_block(height)
+        self._handle(self.core.propose(height, round_number, block.encode(), _ms()))
+
+    async def run(self) -> None:
+        app = web.Application(client_max_size=api.MAX_BODY)
+        app.router.add_post("/", self._rpc)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.rpc_host, self.config.rpc_port)
+        await site.start()
+        await self.network.start(self.config.p2p_host, self.config.p2p_port)
+        self._head_seen_at = time.time()
+        self._handle(self.core.start(_ms()))
+        last_status = 0.0
+        last_head = self.head.number
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            if self.head.number != last_head:
+                last_head = self.head.number
+                self._head_seen_at = time.time()
+            self._handle(self.core.tick(_ms()))
+            self._maybe_propose()
+            if self._gossip:
+                batch, self._gossip = self._gossip, []
+                self.network.broadcast(p2p.Kind.TRANSACTIONS, bytes(rlp.encode(batch)))
+            if time.monotonic() - last_status > STATUS_SECONDS:
+                last_status = time.monotonic()
+                self.network.broadcast(p2p.Kind.STATUS, self.head.number.to_bytes(8, "big"))
+
+    async def _rpc(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        answer = self.dispatcher.handle(body)
+        return web.Response(body=answer or b"", content_type="application/json")
+
+
+def _ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+def run_validator(config: NodeConfig) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    validator = Validator(config)
+    log.info(
+        "validator %s at height %d: rpc %s:%d p2p %s:%d",
+        validator.address.hex(),
+        validator.head.number,
+        config.rpc_host,
+        config.rpc_port,
+        config.p2p_host,
+        config.p2p_port,
+    )
+    asyncio.run(validator.run())
