@@ -175,7 +175,8 @@ def _block_number(node: Validator, tag: Any) -> int:
 
 
 def _state_at(node: Validator, tag: Any) -> None:
-    """State reads are answered for the head only; say so plainly for older blocks."""
+    """State reads are answered for the final head only; say so plainly for older blocks."""
+    node.settle()
     number = _block_number(node, tag)
     if number > node.head.number:
         raise RpcError(rpc.RESOURCE_NOT_FOUND, f"block {number} is not final yet (head is {node.head.number})")
@@ -331,6 +332,7 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
         rpc.check_arity(params, 2)
         account = rpc.address(rpc.param(params, 0, "address"), "address")
         tag = rpc.param(params, 1, "block", required=False, default="latest")
+        node.settle()
         nonce = node.state.nonce(account)
         if tag == "pending":
             return _q(node.pool.pending_nonce(account, nonce))

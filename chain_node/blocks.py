@@ -11,6 +11,7 @@ part of it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -345,9 +346,13 @@ class Block:
         return rlp_encode([self.header.rlp_item(), [tx.raw for tx in self.transactions]])
 
     @classmethod
-    def decode(cls, data: bytes, chain_id: int) -> Block:
+    def decode(
+        cls, data: bytes, chain_id: int, known: Callable[[bytes], Transaction | None] | None = None
+    ) -> Block:
         """Decode a block and every transaction in it (signatures are checked, senders recovered).
 
+        `known` may return an already decoded transaction by its hash (e.g. from the pool), which
+        saves recovering its sender again; it must only return transactions decoded for this chain.
         Raises InvalidBlock, naming the position of a transaction that does not decode.
         """
         try:
@@ -361,6 +366,10 @@ class Block:
         for position, raw in enumerate(item[1]):
             if not isinstance(raw, bytes):
                 raise InvalidBlock(f"transaction {position} must be a byte string")
+            cached = known(keccak(raw)) if known is not None else None
+            if cached is not None and cached.raw == raw:
+                txs.append(cached)
+                continue
             try:
                 txs.append(decode_transaction(raw, chain_id))
             except InvalidTransaction as exc:

@@ -27,7 +27,7 @@ from chain_node.blocks import (
 )
 from chain_node.config import NodeConfig, load_genesis
 from chain_node.consensus import Decision, Outbox, QbftConfig, QbftCore, ValidatorSet, verify_commit_seals
-from chain_node.execution import BlockEnv, BlockResult, WorldState, apply_block
+from chain_node.execution import BlockEnv, BlockResult, StateCheckpoint, WorldState, apply_block
 from chain_node.network import key_address
 from chain_node.rpc import Dispatcher
 from chain_node.storage import Store
@@ -50,11 +50,17 @@ class InvalidBlock(Exception):
 
 @dataclass(frozen=True)
 class Tentative:
-    """A block executed for validation or proposal whose state changes are not yet final."""
+    """A block executed for validation or proposal and left applied, but not final.
+
+    Each validator executes a block once in the common case: for its proposal or its validation,
+    and the decision of that block only releases the checkpoint. State reads over RPC first drop a
+    tentative block (`settle`), so clients only ever see final state.
+    """
 
     digest: bytes
     block: Block
     result: BlockResult
+    checkpoint: StateCheckpoint
 
 
 def encode_seals(seals: tuple[tuple[bytes, bytes], ...]) -> bytes:
@@ -88,7 +94,7 @@ class Validator:
         self.permitted = set(self.genesis.permitted)
         self.pool = TxPool()
         self.time_offset = 0
-        self.tentative: dict[bytes, Tentative] = {}
+        self.tentative: Tentative | None = None
         self.stats: dict[str, int] = {"blocks_synced": 0, "tx_rejected": 0}
         self._replay()
         self.core = QbftCore(
@@ -158,6 +164,7 @@ class Validator:
     # ------------------------------------------------------------------ proposals and validation
 
     def build_block(self, height: int) -> Block:
+        self.settle()
         parent = self.head
         txs = self.pool.select(parent.gas_limit, self._pool_nonces(), MAX_BLOCK_TXS)
         header = Header(
@@ -174,12 +181,10 @@ class Validator:
             base_fee_per_gas=next_base_fee(parent),
             extra=b"",
         )
-        self._drop_tentative()
         checkpoint = self.state.checkpoint()
         result = apply_block(
             self.state, self._env(header), tuple(txs), chain_id=self.chain_id, permitted=self.is_permitted
         )
-        self.state.revert(checkpoint)
         for tx, _error in result.rejected:
             self.pool.remove_below(tx.sender, tx.nonce + 1)
         header = replace(
@@ -190,7 +195,9 @@ class Validator:
             logs_bloom=block_logs_bloom(result.receipts),
             gas_used=result.gas_used,
         )
-        return Block(header, result.included)
+        block = Block(header, result.included)
+        self.tentative = Tentative(header.hash(), block, result, checkpoint)
+        return block
 
     def _pool_nonces(self) -> dict[bytes, int]:
         return {sender: self.state.nonce(sender) for sender in self.pool.senders()}
@@ -198,7 +205,7 @@ class Validator:
     def _validate(self, height: int, payload: bytes) -> bytes | None:
         """The consensus core's check of a proposed block: decodes, re-executes, compares the roots."""
         try:
-            block = Block.decode(payload, self.chain_id)
+            block = Block.decode(payload, self.chain_id, self.pool.get)
             return self._check_and_execute(block, height)
         except (InvalidBlock, InvalidTransaction, ValueError, rlp.DecodingError) as error:
             log.info("rejecting proposal at %d: %s", height, error)
@@ -215,9 +222,9 @@ class Validator:
         if header.base_fee_per_gas != next_base_fee(parent) or header.gas_limit != parent.gas_limit:
             raise InvalidBlock("base fee or gas limit differs from the rule")
         digest = header.hash()
-        if digest in self.tentative:
+        if self.tentative is not None and self.tentative.digest == digest:
             return digest
-        self._drop_tentative()
+        self.settle()
         checkpoint = self.state.checkpoint()
         result = apply_block(
             self.state, self._env(header), block.transactions, chain_id=self.chain_id, permitted=self.is_permitted
@@ -229,14 +236,17 @@ class Validator:
             and transactions_root(list(block.transactions)) == header.transactions_root
             and result.gas_used == header.gas_used
         )
-        self.state.revert(checkpoint)
         if not ok:
+            self.state.revert(checkpoint)
             raise InvalidBlock("block does not execute to its header (state, receipts or gas differ)")
-        self.tentative[digest] = Tentative(digest, block, result)
+        self.tentative = Tentative(digest, block, result, checkpoint)
         return digest
 
-    def _drop_tentative(self) -> None:
-        self.tentative.clear()
+    def settle(self) -> None:
+        """Undo a tentative (not yet final) block, so that the state is the final head's again."""
+        if self.tentative is not None:
+            self.state.revert(self.tentative.checkpoint)
+            self.tentative = None
 
     # ------------------------------------------------------------------ commit and sync
 
@@ -248,9 +258,15 @@ class Validator:
             raise InvalidBlock("commit seals do not prove finality")
         if block.header.parent_hash != self.head.hash():
             raise InvalidBlock("final block does not extend our head")
-        result = self._execute(block)
-        if result.state_root != block.header.state_root:
-            raise InvalidBlock("final block executes to another state root")
+        if self.tentative is not None and self.tentative.digest == digest:
+            result = self.tentative.result
+            self.state.release(self.tentative.checkpoint)
+            self.tentative = None
+        else:
+            self.settle()
+            result = self._execute(block)
+            if result.state_root != block.header.state_root:
+                raise InvalidBlock("final block executes to another state root")
         records = [api.receipt_record(r) for r in result.receipts]
         self.store.put_block(
             block.header.number,
@@ -261,10 +277,12 @@ class Validator:
             [tx.hash for tx in block.transactions],
         )
         self._adopt(block)
-        self._drop_tentative()
 
     def on_decision(self, decision: Decision) -> Outbox:
-        block = Block.decode(decision.payload, self.chain_id)
+        if self.tentative is not None and self.tentative.digest == decision.digest:
+            block = self.tentative.block
+        else:
+            block = Block.decode(decision.payload, self.chain_id, self.pool.get)
         self.commit(block, tuple(decision.seals))
         return self.core.start_height(decision.height + 1, self.validators, _ms())
 
