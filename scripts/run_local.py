@@ -28,12 +28,13 @@ from contracts.toolchain import PROJECT_ROOT, compile_all
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=8545)
+    parser.add_argument("--port", type=int, default=8545, help="first JSON-RPC port; 0 picks free ports")
     parser.add_argument("--config", type=Path, default=PROJECT_ROOT / "scripts" / "consortium.dev.json")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "build" / "deployment.json")
     parser.add_argument("--once", action="store_true", help="stop the chain after deploying (for checks)")
     parser.add_argument("--chain", choices=["chain_node", "anvil"], default="chain_node")
     parser.add_argument("--validators", type=int, default=4)
+    parser.add_argument("--folder", type=Path, default=PROJECT_ROOT / "build" / "chain", help="network files and data")
     args = parser.parse_args(argv)
 
     artifacts = compile_all()
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     alive: Callable[[], bool]
     layouts: list[NodeLayout] = []
     if args.chain == "anvil":
-        anvil = start_anvil(args.port)
+        anvil = start_anvil(args.port or None)
         rpc_url, stop_chain = anvil.rpc_url, anvil.stop
 
         def alive() -> bool:
@@ -49,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
 
         chain_label, logs = "anvil from node_modules (reference node)", str(anvil.log_path)
     else:
-        folder = PROJECT_ROOT / "build" / "chain"
+        folder = args.folder
         if folder.exists():
             shutil.rmtree(folder)
-        layouts = lay_out(folder, args.validators, base_rpc_port=args.port)
+        layouts = lay_out(folder, args.validators, base_rpc_port=args.port or None)
         validators = [start_validator(layout, folder / "logs") for layout in layouts]
         wait_for_blocks(layouts[0].rpc_url, 1, timeout=60)
         rpc_url = layouts[0].rpc_url

@@ -29,7 +29,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
 
 @pytest.fixture(scope="session")
-def dev_config() -> ConsortiumConfig:
+def dev_config(backend: Backend) -> ConsortiumConfig:
+    """Loaded anew per backend: its signers cache their next nonce, which is per chain."""
     return load_config(Path(DEV_CONFIG))
 
 

@@ -19,7 +19,9 @@ def _run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
 
 def test_run_local_starts_a_chain_deploys_and_prints_the_deployment(tmp_path: Path) -> None:
     out = tmp_path / "deployment.json"
-    result = _run(str(SCRIPTS / "run_local.py"), "--once", "--port", str(free_port()), "--out", str(out))
+    result = _run(
+        str(SCRIPTS / "run_local.py"), "--once", "--port", "0", "--out", str(out), "--folder", str(tmp_path / "chain")
+    )
     assert result.returncode == 0, result.stderr
     manifest = json.loads(out.read_text())
     for name in ("Consortium", "GuaranteeRegistry", "TenderRegistry"):
