@@ -8,12 +8,17 @@ decided block, sync), and answers JSON-RPC from the stored chain and the current
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import logging
+import os
+import signal
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import rlp
 from aiohttp import web
+from eth_utils import keccak
 
 from chain_node import api, p2p
 from chain_node.blocks import (
@@ -42,6 +47,7 @@ SYNC_BATCH = 128
 MAX_BLOCK_TXS = 5_000
 TIMESTAMP_DRIFT = 15
 MIN_BLOCK_GAP = 0.01
+RECENT_TX_MEMORY = 100_000
 
 
 class InvalidBlock(Exception):
@@ -95,6 +101,7 @@ class Validator:
         self.pool = TxPool()
         self.time_offset = 0
         self.tentative: Tentative | None = None
+        self._recently_final: dict[bytes, None] = {}  # insertion-ordered: the oldest are forgotten first
         self.stats: dict[str, int] = {"blocks_synced": 0, "tx_rejected": 0}
         self._replay()
         self.core = QbftCore(
@@ -157,6 +164,9 @@ class Validator:
         self.hash_to_number[header.hash()] = header.number
         for tx in block.transactions:
             self.pool.remove_below(tx.sender, tx.nonce + 1)
+            self._recently_final[tx.hash] = None
+        while len(self._recently_final) > RECENT_TX_MEMORY:
+            del self._recently_final[next(iter(self._recently_final))]
 
     def is_permitted(self, sender: bytes) -> bool:
         return sender in self.permitted
@@ -333,6 +343,8 @@ class Validator:
             self._handle(self.core.step(frame.payload, _ms()))
         elif frame.kind == p2p.Kind.TRANSACTIONS:
             for raw in rlp.decode(frame.payload):
+                if keccak(bytes(raw)) in self._recently_final:
+                    continue  # gossip that arrived after the block holding it: no need to recover its sender
                 try:
                     self.submit_raw_transaction(bytes(raw), gossip=False)
                 except Exception:  # already known, stale or invalid here: the sender was told at its node
@@ -447,4 +459,19 @@ def run_validator(config: NodeConfig) -> None:
         config.p2p_host,
         config.p2p_port,
     )
-    asyncio.run(validator.run())
+    profile_to = os.environ.get("JIANZHENG_PROFILE_DIR")
+    profiler = cProfile.Profile() if profile_to else None
+
+    def _terminate(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _terminate)
+    if profiler is not None:
+        profiler.enable()
+    try:
+        asyncio.run(validator.run())
+    finally:
+        if profiler is not None and profile_to:
+            profiler.disable()
+            profiler.dump_stats(str(Path(profile_to) / f"{config.name}.prof"))
+        validator.store.close()
