@@ -19,6 +19,7 @@ from chain_node.execution import estimate_gas as evm_estimate_gas
 from chain_node.rpc import RpcError, invalid_params
 from chain_node.transactions import InvalidTransaction, Transaction, to_rpc_dict
 from chain_node.trie import ordered_trie_proof
+from chain_node.votes import InvalidVote
 
 if TYPE_CHECKING:
     from chain_node.node import Validator
@@ -444,8 +445,23 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
 
     def validators(params: list[Any]) -> list[str]:
         rpc.check_arity(params, 1)
-        _block_number(node, rpc.param(params, 0, "block", required=False, default="latest"))
-        return [_addr(a) for a in node.validators.addresses]
+        number = _block_number(node, rpc.param(params, 0, "block", required=False, default="latest"))
+        if number > node.head.number:
+            raise RpcError(rpc.RESOURCE_NOT_FOUND, f"block {number} is not final yet")
+        # The set in force after block `number`: the one that seals the next block.
+        return [_addr(a) for a in node.validators_at(number + 1).addresses]
+
+    def vote_validator(params: list[Any]) -> dict[str, Any]:
+        rpc.check_arity(params, 2)
+        account = rpc.address(rpc.param(params, 0, "address"), "address")
+        add = rpc.boolean(rpc.param(params, 1, "add"), "add")
+        if not node.validators.contains(node.address):
+            raise RpcError(-32000, "this node is not a validator: its votes would not count")
+        try:
+            node.vote(account, add)
+        except InvalidVote as error:
+            raise invalid_params(str(error)) from None
+        return {"pending": {_addr(a): v for a, v in node.pending_votes.items()}}
 
     def get_proof(params: list[Any]) -> dict[str, Any]:
         rpc.check_arity(params, 1)
@@ -470,7 +486,7 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
             "blockHash": _d(block.header.hash()),
             "blockNumber": _q(block.header.number),
             "commitSeals": [{"validator": _addr(a), "signature": _d(s)} for a, s in decode_seals(stored.seals)],
-            "validators": [_addr(a) for a in node.validators.addresses],
+            "validators": [_addr(a) for a in node.validators_at(block.header.number).addresses],
         }
 
     def status(params: list[Any]) -> dict[str, Any]:
@@ -518,6 +534,7 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
         "eth_getLogs": get_logs,
         "eth_accounts": accounts,
         "jz_validators": validators,
+        "jz_voteValidator": vote_validator,
         "jz_getProof": get_proof,
         "jz_status": status,
         "jz_devIncreaseTime": dev_increase_time,

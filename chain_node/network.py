@@ -78,8 +78,13 @@ def lay_out(
     block_period_ms: int = 1000,
     dev_time_travel: bool = True,
     base_rpc_port: int | None = None,
+    genesis_validators: int | None = None,
 ) -> list[NodeLayout]:
-    """Write genesis.json and node-<i>.json files for a local network; return where each node listens."""
+    """Write genesis.json and node-<i>.json files for a local network; return where each node listens.
+
+    With `genesis_validators` < `validators`, the extra nodes start as followers that the validators
+    can vote in (`jz_voteValidator`).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     keys = [dev_validator_key(i) for i in range(validators)]
     addresses = [key_address(k) for k in keys]
@@ -92,7 +97,7 @@ def lay_out(
     funded = sorted(set(dev_accounts() + (extra_accounts or [])))
     genesis = Genesis(
         chain_id=chain_id,
-        validators=tuple(addresses),
+        validators=tuple(addresses[: genesis_validators or validators]),
         alloc=tuple((account, GenesisAccount(balance=DEV_FUNDING)) for account in funded),
         permitted=tuple(funded),
         block_period_ms=block_period_ms,
@@ -101,7 +106,7 @@ def lay_out(
     )
     (folder / "genesis.json").write_text(json.dumps(genesis_to_json(genesis), indent=2) + "\n")
     (folder / "validators.json").write_text(
-        json.dumps({"validators": [to_checksum_address(a) for a in addresses]}, indent=2) + "\n"
+        json.dumps({"validators": [to_checksum_address(a) for a in genesis.validators]}, indent=2) + "\n"
     )
     layouts = []
     for i in range(validators):

@@ -38,6 +38,7 @@ from chain_node.rpc import Dispatcher
 from chain_node.storage import Store
 from chain_node.transactions import InvalidTransaction, Transaction, decode_transaction
 from chain_node.txpool import TxPool
+from chain_node.votes import InvalidVote, Tally, Vote, check_vote, decode_vote, encode_vote
 
 log = logging.getLogger("chain_node.node")
 
@@ -97,6 +98,9 @@ class Validator:
         self.headers: dict[int, Header] = {0: self.genesis_header}
         self.hash_to_number: dict[bytes, int] = {self.genesis_header.hash(): 0}
         self.validators = ValidatorSet.of(self.genesis.validators)
+        self.validator_history: list[tuple[int, ValidatorSet]] = [(1, self.validators)]
+        self.tally = Tally()
+        self.pending_votes: dict[bytes, bool] = {}  # this operator's votes, put in the blocks it proposes
         self.permitted = set(self.genesis.permitted)
         self.pool = TxPool()
         self.time_offset = 0
@@ -162,11 +166,42 @@ class Validator:
         header = block.header
         self.headers[header.number] = header
         self.hash_to_number[header.hash()] = header.number
+        changed = self.tally.count(header, self.validators)
+        if changed is not None:
+            self.validators = changed
+            self.validator_history.append((header.number + 1, changed))
+            log.info("validator set from block %d: %s", header.number + 1, [a.hex() for a in changed.addresses])
+        for account, add in list(self.pending_votes.items()):
+            if self.validators.contains(account) == add:
+                del self.pending_votes[account]
         for tx in block.transactions:
             self.pool.remove_below(tx.sender, tx.nonce + 1)
             self._recently_final[tx.hash] = None
         while len(self._recently_final) > RECENT_TX_MEMORY:
             del self._recently_final[next(iter(self._recently_final))]
+
+    def validators_at(self, height: int) -> ValidatorSet:
+        """The validator set that seals block `height`."""
+        current = self.validator_history[0][1]
+        for start, validators in self.validator_history:
+            if start <= height:
+                current = validators
+        return current
+
+    def vote(self, account: bytes, add: bool) -> None:
+        """Record this operator's vote; it travels in the blocks this validator proposes."""
+        check_vote(Vote(account, add), self.validators)
+        self.pending_votes[account] = add
+
+    def _vote_extra(self) -> bytes:
+        for account, add in self.pending_votes.items():
+            vote = Vote(account, add)
+            try:
+                check_vote(vote, self.validators)
+            except InvalidVote:
+                continue
+            return encode_vote(vote)
+        return b""
 
     def is_permitted(self, sender: bytes) -> bool:
         return sender in self.permitted
@@ -189,7 +224,7 @@ class Validator:
             gas_limit=parent.gas_limit,
             gas_used=0,
             base_fee_per_gas=next_base_fee(parent),
-            extra=b"",
+            extra=self._vote_extra(),
         )
         checkpoint = self.state.checkpoint()
         result = apply_block(
@@ -231,6 +266,14 @@ class Validator:
             raise InvalidBlock(f"timestamp {header.timestamp} out of range")
         if header.base_fee_per_gas != next_base_fee(parent) or header.gas_limit != parent.gas_limit:
             raise InvalidBlock("base fee or gas limit differs from the rule")
+        if not self.validators.contains(header.proposer):
+            raise InvalidBlock("the block's proposer is not a validator")
+        try:
+            vote = decode_vote(header.extra)
+            if vote is not None:
+                check_vote(vote, self.validators)
+        except InvalidVote as error:
+            raise InvalidBlock(f"bad vote: {error}") from error
         digest = header.hash()
         if self.tentative is not None and self.tentative.digest == digest:
             return digest
