@@ -228,9 +228,15 @@ class Chain:
                     raise errors.TransactionFailed(f"{tx_hash} lacks {self.confirmations} confirmations")
                 time.sleep(self.poll_interval)
         if receipt["status"] != 1:
-            if replay is not None:
-                replay_tx = {k: v for k, v in replay.items() if k in ("from", "to", "data", "value", "gas")}
-                self.call(replay_tx.get("to", ""), bytes(replay_tx["data"]), replay_tx["from"], block_number - 1)
+            if replay is not None and replay.get("to"):
+                # Replaying on the parent state names the error; a node that keeps only the head's
+                # state refuses that, and the head is the next best guess.
+                for block in (block_number - 1, "latest"):
+                    try:
+                        self.call(replay["to"], bytes(replay["data"]), replay["from"], block)
+                    except Web3RPCError:
+                        continue
+                    break
             raise errors.UnknownRevert({"tx_hash": tx_hash})
         return TxResult(
             tx_hash=tx_hash,

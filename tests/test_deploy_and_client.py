@@ -150,3 +150,13 @@ def test_nonce_is_recovered_after_the_node_refuses_a_transaction(platform: Platf
     platform.tenders.commit_bid(signer, section.section_id, random_hash(), deposit_ref=fresh_id("deposit"))
     assert signer._next_nonce is not None
     platform.bidders[1]._next_nonce = None  # the shared signer re-reads its nonce too
+
+
+def test_a_transaction_that_reverts_once_mined_raises_its_named_error(platform: Platform, outsider: Signer) -> None:
+    tenders = platform.tenders
+    data = HexBytes(
+        tenders._contract.encode_abi("createTender", args=[fresh_id("t"), platform.tenderer.address, random_hash()])
+    )
+    with pytest.raises(errors.TenderRegistryUnauthorized) as caught:
+        platform.backend.chain.send(outsider, tenders.address, bytes(data), gas=200_000)  # no estimate: it is mined
+    assert caught.value.values["account"] == outsider.address
