@@ -24,6 +24,7 @@ from chain_node import api, p2p
 from chain_node.blocks import (
     Block,
     Header,
+    InvalidBlock,
     block_logs_bloom,
     genesis_header,
     next_base_fee,
@@ -49,10 +50,6 @@ MAX_BLOCK_TXS = 5_000
 TIMESTAMP_DRIFT = 15
 MIN_BLOCK_GAP = 0.01
 RECENT_TX_MEMORY = 100_000
-
-
-class InvalidBlock(Exception):
-    """A proposed or synced block breaks a chain rule; the message says which."""
 
 
 @dataclass(frozen=True)
