@@ -148,13 +148,7 @@ def receipt_json(block: Block, index: int, record: dict[str, Any], first_log_ind
 
 
 def _block(node: Validator, number: int) -> tuple[Block, int] | None:
-    if number == 0:
-        block = Block(node.genesis_header, ())
-        return block, len(block.encode())
-    stored = node.store.block_by_number(number)
-    if stored is None:
-        return None
-    return Block.decode(stored.payload, node.chain_id), len(stored.payload)
+    return node.final_block(number)
 
 
 def _block_number(node: Validator, tag: Any) -> int:

@@ -50,6 +50,7 @@ MAX_BLOCK_TXS = 5_000
 TIMESTAMP_DRIFT = 15
 MIN_BLOCK_GAP = 0.01
 RECENT_TX_MEMORY = 100_000
+DECODED_BLOCK_MEMORY = 256
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class Validator:
         self.time_offset = 0
         self.tentative: Tentative | None = None
         self._recently_final: dict[bytes, None] = {}  # insertion-ordered: the oldest are forgotten first
+        self._decoded: dict[int, tuple[Block, int]] = {}  # recent final blocks, for RPC reads
         self.stats: dict[str, int] = {"blocks_synced": 0, "tx_rejected": 0}
         self._replay()
         self.core = QbftCore(
@@ -176,6 +178,27 @@ class Validator:
             self._recently_final[tx.hash] = None
         while len(self._recently_final) > RECENT_TX_MEMORY:
             del self._recently_final[next(iter(self._recently_final))]
+
+    def final_block(self, number: int) -> tuple[Block, int] | None:
+        """A final block and its encoded size. Recent ones are kept decoded: receipt and log queries
+        hit them constantly, and decoding a block recovers every sender's signature again."""
+        if number == 0:
+            block = Block(self.genesis_header, ())
+            return block, len(block.encode())
+        cached = self._decoded.get(number)
+        if cached is not None:
+            return cached
+        stored = self.store.block_by_number(number)
+        if stored is None:
+            return None
+        found = (Block.decode(stored.payload, self.chain_id), len(stored.payload))
+        self._remember(number, found)
+        return found
+
+    def _remember(self, number: int, found: tuple[Block, int]) -> None:
+        self._decoded[number] = found
+        while len(self._decoded) > DECODED_BLOCK_MEMORY:
+            del self._decoded[next(iter(self._decoded))]
 
     def validators_at(self, height: int) -> ValidatorSet:
         """The validator set that seals block `height`."""
@@ -318,14 +341,16 @@ class Validator:
             if result.state_root != block.header.state_root:
                 raise InvalidBlock("final block executes to another state root")
         records = [api.receipt_record(r) for r in result.receipts]
+        payload = block.encode()
         self.store.put_block(
             block.header.number,
             digest,
-            block.encode(),
+            payload,
             encode_seals(seals),
             records,
             [tx.hash for tx in block.transactions],
         )
+        self._remember(block.header.number, (block, len(payload)))
         self._adopt(block)
 
     def on_decision(self, decision: Decision) -> Outbox:
