@@ -82,10 +82,14 @@ class TxResult:
 
 @dataclass
 class Signer:
-    """A local key that signs transactions; tracks its next nonce so that writes can be pipelined."""
+    """A local key that signs transactions; tracks its next nonce so that writes can be pipelined.
+
+    The nonce is tracked per chain (keyed by the chain's genesis block hash), so one signer can write
+    to several chains, as the tests do on anvil and chain_node, without a stale nonce from another.
+    """
 
     account: LocalAccount
-    _next_nonce: int | None = None
+    _next_nonce: dict[bytes, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -126,6 +130,7 @@ class Chain:
             errors.register_abi(artifact.abi)
             self._register_events(artifact.abi)
         self._chain_id: int | None = None
+        self._identity: bytes | None = None
 
     def _register_events(self, abi: list[dict[str, Any]]) -> None:
         for item in abi:
@@ -139,6 +144,13 @@ class Chain:
                 plain=tuple((a["name"], _abi_type(a)) for a in item["inputs"] if not a["indexed"]),
                 order=tuple(a["name"] for a in item["inputs"]),
             )
+
+    @property
+    def identity(self) -> bytes:
+        """The genesis block hash: what tells this chain from any other, including one with the same id."""
+        if self._identity is None:
+            self._identity = bytes(self.w3.eth.get_block(0)["hash"])
+        return self._identity
 
     @property
     def chain_id(self) -> int:
@@ -200,16 +212,17 @@ class Chain:
         tx["gas"] = gas
         tx.update(self._fees())
         with signer._lock:
-            if signer._next_nonce is None:
-                signer._next_nonce = int(self.w3.eth.get_transaction_count(signer.account.address, "pending"))
-            tx["nonce"] = signer._next_nonce
+            chain = self.identity
+            if chain not in signer._next_nonce:
+                signer._next_nonce[chain] = int(self.w3.eth.get_transaction_count(signer.account.address, "pending"))
+            tx["nonce"] = signer._next_nonce[chain]
             signed = signer.account.sign_transaction(tx)
             try:
                 tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             except Web3RPCError as error:
-                signer._next_nonce = None  # re-read the nonce from the node next time
+                signer._next_nonce.pop(chain, None)  # re-read the nonce from the node next time
                 raise errors.TransactionFailed(f"node refused the transaction: {error}") from error
-            signer._next_nonce += 1
+            signer._next_nonce[chain] += 1
         return self.wait(tx_hash.to_0x_hex(), tx)
 
     def wait(self, tx_hash: str, replay: dict[str, Any] | None = None) -> TxResult:

@@ -29,8 +29,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
 
 
 @pytest.fixture(scope="session")
-def dev_config(backend: Backend) -> ConsortiumConfig:
-    """Loaded anew per backend: its signers cache their next nonce, which is per chain."""
+def dev_config() -> ConsortiumConfig:
     return load_config(Path(DEV_CONFIG))
 
 

@@ -144,12 +144,12 @@ def test_nonce_is_recovered_after_the_node_refuses_a_transaction(platform: Platf
     section = new_section(platform)
     platform.tenders.commit_bid(signer, section.section_id, random_hash(), deposit_ref=fresh_id("deposit"))
     platform.tenders.withdraw_bid(signer, section.section_id)
-    signer._next_nonce = 0  # stale on purpose: the node refuses "nonce too low"
+    signer._next_nonce[platform.backend.chain.identity] = 0  # stale on purpose: the node refuses "nonce too low"
     with pytest.raises(errors.TransactionFailed, match="refused"):
         platform.tenders.commit_bid(signer, section.section_id, random_hash(), deposit_ref=fresh_id("deposit"))
     platform.tenders.commit_bid(signer, section.section_id, random_hash(), deposit_ref=fresh_id("deposit"))
-    assert signer._next_nonce is not None
-    platform.bidders[1]._next_nonce = None  # the shared signer re-reads its nonce too
+    assert platform.backend.chain.identity in signer._next_nonce
+    platform.bidders[1]._next_nonce.clear()  # the shared signer re-reads its nonce too
 
 
 def test_a_transaction_that_reverts_once_mined_raises_its_named_error(platform: Platform, outsider: Signer) -> None:
