@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import rlp
-from eth_abi import decode as abi_decode
-from eth_utils import keccak, to_canonical_address
+from eth_utils import to_canonical_address
 
 from chain_node.blocks import Header, InvalidBlock
 from chain_node.consensus import ValidatorSet, check_commit_seals
 from chain_node.trie import InvalidProof, rlp_index_key, verify_proof
+from contracts.client import EventSpec
 
 
 class ProofFailed(Exception):
@@ -103,12 +103,6 @@ def _event_abi(name: str) -> dict[str, Any]:
     raise ProofFailed(f"no contract event named {name}")
 
 
-def _type(item: dict[str, Any]) -> str:
-    if item["type"].startswith("tuple"):
-        return "(" + ",".join(_type(c) for c in item["components"]) + ")" + str(item["type"])[5:]
-    return str(item["type"])
-
-
 def _normalise(value: Any) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
@@ -120,22 +114,20 @@ def _normalise(value: Any) -> str:
 def find_event(receipt: ProvenReceipt, name: str, expected: dict[str, str]) -> dict[str, Any]:
     """The first log of event `name` whose fields equal `expected`; ProofFailed saying what differs."""
     abi = _event_abi(name)
-    topic0 = keccak(text=f"{name}({','.join(_type(i) for i in abi['inputs'])})")
-    unknown = set(expected) - {i["name"] for i in abi["inputs"]}
+    spec = EventSpec.from_abi(abi)
+    unknown = set(expected) - set(spec.order)
     if unknown:
         raise ProofFailed(f"{name} has no field(s) {sorted(unknown)}")
-    candidates = [log for log in receipt.logs if log.topics and log.topics[0] == topic0]
+    candidates = [log for log in receipt.logs if log.topics and log.topics[0] == spec.topic]
     if not candidates:
         raise ProofFailed(f"the receipt has no {name} event")
     mismatches = []
     for log in candidates:
-        values: dict[str, Any] = {}
-        indexed = [i for i in abi["inputs"] if i["indexed"]]
-        plain = [i for i in abi["inputs"] if not i["indexed"]]
-        for item, topic in zip(indexed, log.topics[1:], strict=False):
-            (values[item["name"]],) = abi_decode([_type(item)], topic)
-        for item, value in zip(plain, abi_decode([_type(i) for i in plain], log.data), strict=True):
-            values[item["name"]] = value
+        try:
+            values = spec.decode(log.topics, log.data)
+        except (ValueError, TypeError) as error:
+            mismatches.append(f"a log does not decode as {name}: {error}")
+            continue
         differing = {k: v for k, v in expected.items() if _normalise(values[k]) != _normalise(v)}
         if not differing:
             return values

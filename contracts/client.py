@@ -43,7 +43,7 @@ from contracts.records import (
     SectionTerms,
     Tender,
 )
-from contracts.toolchain import Artifact, load_artifacts
+from contracts.toolchain import Artifact, abi_signature, abi_type, load_artifacts
 
 ZERO32 = b"\x00" * 32
 
@@ -101,18 +101,35 @@ class Signer:
         return cls(Account.from_key(private_key))
 
 
-def _abi_type(item: dict[str, Any]) -> str:
-    if item["type"].startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + str(item["type"])[5:]
-    return str(item["type"])
-
-
 @dataclass(frozen=True)
-class _EventSpec:
+class EventSpec:
+    """How to decode one event of an ABI from a log's topics and data."""
+
     name: str
+    topic: bytes
     indexed: tuple[tuple[str, str], ...]
     plain: tuple[tuple[str, str], ...]
     order: tuple[str, ...]
+
+    @classmethod
+    def from_abi(cls, item: dict[str, Any]) -> EventSpec:
+        inputs = item["inputs"]
+        return cls(
+            name=item["name"],
+            topic=keccak(text=abi_signature(item)),
+            indexed=tuple((a["name"], abi_type(a)) for a in inputs if a["indexed"]),
+            plain=tuple((a["name"], abi_type(a)) for a in inputs if not a["indexed"]),
+            order=tuple(a["name"] for a in inputs),
+        )
+
+    def decode(self, topics: Sequence[bytes], data: bytes) -> dict[str, Any]:
+        """The event's fields in declaration order; ValueError if the log does not fit the event."""
+        values: dict[str, Any] = {}
+        for (name, typ), topic in zip(self.indexed, topics[1:], strict=True):
+            (values[name],) = abi_decode([typ], topic)
+        plain = abi_decode([t for _, t in self.plain], data)
+        values.update({name: value for (name, _), value in zip(self.plain, plain, strict=True)})
+        return {name: values[name] for name in self.order}
 
 
 class Chain:
@@ -125,7 +142,7 @@ class Chain:
         self.confirmations = confirmations
         self.poll_interval = poll_interval
         self.artifacts: dict[str, Artifact] = load_artifacts()
-        self._events: dict[bytes, _EventSpec] = {}
+        self._events: dict[bytes, EventSpec] = {}
         for artifact in self.artifacts.values():
             errors.register_abi(artifact.abi)
             self._register_events(artifact.abi)
@@ -134,16 +151,9 @@ class Chain:
 
     def _register_events(self, abi: list[dict[str, Any]]) -> None:
         for item in abi:
-            if item.get("type") != "event":
-                continue
-            types = ",".join(_abi_type(arg) for arg in item["inputs"])
-            topic = keccak(text=f"{item['name']}({types})")
-            self._events[topic] = _EventSpec(
-                name=item["name"],
-                indexed=tuple((a["name"], _abi_type(a)) for a in item["inputs"] if a["indexed"]),
-                plain=tuple((a["name"], _abi_type(a)) for a in item["inputs"] if not a["indexed"]),
-                order=tuple(a["name"] for a in item["inputs"]),
-            )
+            if item.get("type") == "event":
+                spec = EventSpec.from_abi(item)
+                self._events[spec.topic] = spec
 
     @property
     def identity(self) -> bytes:
@@ -177,12 +187,7 @@ class Chain:
             spec = self._events.get(topics[0]) if topics else None
             if spec is None:
                 continue
-            values: dict[str, Any] = {}
-            for (name, typ), topic in zip(spec.indexed, topics[1:], strict=True):
-                (values[name],) = abi_decode([typ], topic)
-            plain = abi_decode([t for _, t in spec.plain], bytes(log["data"]))
-            values.update({name: value for (name, _), value in zip(spec.plain, plain, strict=True)})
-            args = {name: _normalise(values[name]) for name in spec.order}
+            args = {name: _normalise(value) for name, value in spec.decode(topics, bytes(log["data"])).items()}
             decoded.append(Event(spec.name, to_checksum_address(log["address"]), args, int(log["logIndex"])))
         return tuple(decoded)
 

@@ -18,7 +18,7 @@ from typing import Any
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
-from contracts.toolchain import load_artifacts
+from contracts.toolchain import abi_signature, abi_type, load_artifacts
 
 _PANIC_SELECTOR = bytes.fromhex("4e487b71")
 _ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")
@@ -75,21 +75,14 @@ _classes: dict[str, type[ContractRevert]] = {}
 _by_selector: dict[bytes, _ErrorSpec] = {}
 
 
-def _abi_type(item: dict[str, Any]) -> str:
-    if item["type"].startswith("tuple"):
-        inner = ",".join(_abi_type(component) for component in item["components"])
-        return f"({inner}){item['type'][5:]}"
-    return str(item["type"])
-
-
 def register_abi(abi: list[dict[str, Any]]) -> None:
     """Make the errors of an ABI known, so that reverts carrying them can be decoded."""
     for item in abi:
         if item.get("type") != "error":
             continue
-        types = tuple(_abi_type(arg) for arg in item["inputs"])
+        types = tuple(abi_type(arg) for arg in item["inputs"])
         spec = _ErrorSpec(item["name"], tuple(arg["name"] for arg in item["inputs"]), types)
-        selector = keccak(text=f"{spec.name}({','.join(types)})")[:4]
+        selector = keccak(text=abi_signature(item))[:4]
         _by_selector[selector] = spec
         error_class(spec.name)
 

@@ -56,6 +56,19 @@ class Artifact:
         return hashlib.sha256(_canonical_json(_artifact_to_json(self))).hexdigest()
 
 
+def abi_type(item: dict[str, Any]) -> str:
+    """The canonical type of an ABI parameter, as in signatures: `uint256`, `(bytes32,address)[]`."""
+    if item["type"].startswith("tuple"):
+        inner = ",".join(abi_type(component) for component in item["components"])
+        return f"({inner}){str(item['type'])[5:]}"
+    return str(item["type"])
+
+
+def abi_signature(item: dict[str, Any]) -> str:
+    """`Name(type,...)` of an ABI error or event: what its selector or topic hashes."""
+    return f"{item['name']}({','.join(abi_type(arg) for arg in item['inputs'])})"
+
+
 def _canonical_json(value: Any) -> bytes:
     return (json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
 
