@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import rlp
+from eth_abi.exceptions import DecodingError
 from eth_utils import to_canonical_address
 
 from chain_node.blocks import Header, InvalidBlock
@@ -125,7 +126,7 @@ def find_event(receipt: ProvenReceipt, name: str, expected: dict[str, str]) -> d
     for log in candidates:
         try:
             values = spec.decode(log.topics, log.data)
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, DecodingError) as error:
             mismatches.append(f"a log does not decode as {name}: {error}")
             continue
         differing = {k: v for k, v in expected.items() if _normalise(values[k]) != _normalise(v)}
