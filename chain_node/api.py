@@ -108,24 +108,27 @@ def block_json(node: Validator, block: Block, full: bool, size: int) -> dict[str
     }
 
 
+def log_json(block: Block, tx_index: int, log_index: int, stored_log: list[Any]) -> dict[str, Any]:
+    """One stored log (`[address, topics, data]` in hex) in the shape receipts and eth_getLogs answer."""
+    address, topics, data = stored_log
+    return {
+        "address": "0x" + address,
+        "topics": ["0x" + t for t in topics],
+        "data": "0x" + data,
+        "blockNumber": _q(block.header.number),
+        "blockHash": _d(block.header.hash()),
+        "transactionHash": _d(block.transactions[tx_index].hash),
+        "transactionIndex": _q(tx_index),
+        "logIndex": _q(log_index),
+        "removed": False,
+    }
+
+
 def receipt_json(block: Block, index: int, record: dict[str, Any], first_log_index: int) -> dict[str, Any]:
     header = block.header
     tx = block.transactions[index]
     block_hash = _d(header.hash())
-    logs = [
-        {
-            "address": "0x" + address,
-            "topics": ["0x" + t for t in topics],
-            "data": "0x" + data,
-            "blockNumber": _q(header.number),
-            "blockHash": block_hash,
-            "transactionHash": _d(tx.hash),
-            "transactionIndex": _q(index),
-            "logIndex": _q(first_log_index + n),
-            "removed": False,
-        }
-        for n, (address, topics, data) in enumerate(record["logs"])
-    ]
+    logs = [log_json(block, index, first_log_index + n, stored) for n, stored in enumerate(record["logs"])]
     return {
         "transactionHash": _d(tx.hash),
         "transactionIndex": _q(index),
@@ -406,7 +409,8 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
             block: Block | None = None
             log_index = 0
             for tx_index, record in enumerate(records):
-                for address, log_topics, data in record["logs"]:
+                for stored in record["logs"]:
+                    address, log_topics, _data = stored
                     matches = (addresses is None or address in addresses) and all(
                         wanted is None or (i < len(log_topics) and log_topics[i] in wanted)
                         for i, wanted in enumerate(topics)
@@ -414,19 +418,7 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
                     if matches:
                         if block is None:
                             block = _block(node, number)[0]  # type: ignore[index]
-                        found.append(
-                            {
-                                "address": "0x" + address,
-                                "topics": ["0x" + t for t in log_topics],
-                                "data": "0x" + data,
-                                "blockNumber": _q(number),
-                                "blockHash": _d(header.hash()),
-                                "transactionHash": _d(block.transactions[tx_index].hash),
-                                "transactionIndex": _q(tx_index),
-                                "logIndex": _q(log_index),
-                                "removed": False,
-                            }
-                        )
+                        found.append(log_json(block, tx_index, log_index, stored))
                         if len(found) > MAX_LOGS:
                             raise RpcError(rpc.LIMIT_EXCEEDED, f"more than {MAX_LOGS} logs; narrow the filter")
                     log_index += 1

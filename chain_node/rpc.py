@@ -164,11 +164,3 @@ def boolean(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise invalid_params(f"{name}: expected true or false")
     return value
-
-
-def hex_quantity(value: int) -> str:
-    return hex(value)
-
-
-def hex_data(value: bytes) -> str:
-    return "0x" + value.hex()

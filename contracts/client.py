@@ -324,6 +324,13 @@ class _Bound:
             raise _revert_from(error) from None
 
 
+class _Registry(_Bound):
+    """A registry that takes its members and roles from a consortium."""
+
+    def consortium_address(self) -> str:
+        return str(self._view("consortium"))
+
+
 class ConsortiumClient(_Bound):
     """The consortium's members and roles; every change needs a threshold of admin approvals."""
 
@@ -386,7 +393,7 @@ class ConsortiumClient(_Bound):
         return result
 
 
-class TenderRegistryClient(_Bound):
+class TenderRegistryClient(_Registry):
     """Tenders, sections, sealed bid commitments and openings."""
 
     contract_name = "TenderRegistry"
@@ -506,9 +513,6 @@ class TenderRegistryClient(_Bound):
         opening_time, tenderer = self._view("deadlineOf", section_id)
         return int(opening_time), str(tenderer)
 
-    def consortium_address(self) -> str:
-        return str(self._view("consortium"))
-
     def guarantee_registry_address(self) -> str:
         return str(self._view("guaranteeRegistry"))
 
@@ -519,7 +523,7 @@ class TenderRegistryClient(_Bound):
         return bool(self._view("bondReleasable", section_id, bidder))
 
 
-class GuaranteeRegistryClient(_Bound):
+class GuaranteeRegistryClient(_Registry):
     """Electronic bid guarantees from issue to claim, payout, release, cancellation or expiry."""
 
     contract_name = "GuaranteeRegistry"
@@ -600,9 +604,6 @@ class GuaranteeRegistryClient(_Bound):
 
     def sealed_reference(self, section_id: bytes, salt: bytes) -> bytes:
         return bytes(self._view("sealedReference", section_id, salt))
-
-    def consortium_address(self) -> str:
-        return str(self._view("consortium"))
 
     def tender_registry_address(self) -> str:
         return str(self._view("tenderRegistry"))
