@@ -186,6 +186,15 @@ def rpc_call(url: str, method: str, params: list[Any] | None = None, timeout: fl
     return answer["result"]
 
 
+def head_number(url: str) -> int:
+    """The number of the node's latest final block."""
+    return int(rpc_call(url, "eth_blockNumber"), 16)
+
+
+def block_hash_at(url: str, number: int) -> str:
+    return str(rpc_call(url, "eth_getBlockByNumber", [hex(number), False])["hash"])
+
+
 def wait_for_blocks(url: str, at_least: int = 1, timeout: float = 60.0) -> int:
     """Wait until the node at `url` answers and has finalized `at_least` blocks after genesis."""
     deadline = time.monotonic() + timeout

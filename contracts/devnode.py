@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from contracts.client import Chain
 from contracts.toolchain import PROJECT_ROOT
 
 ANVIL = PROJECT_ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -99,3 +100,9 @@ def start_anvil(
     process.wait()
     log.close()
     raise NodeStartFailed(f"anvil did not answer on {rpc_url}; see {log_path}")
+
+
+def mine_at(chain: Chain, timestamp: int) -> None:
+    """Have anvil mine its next block, at once, with this timestamp (its development clock)."""
+    chain.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
+    chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]

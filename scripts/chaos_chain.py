@@ -24,19 +24,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chain_node.network import lay_out, rpc_call, start_validator, wait_for_blocks
-
-
-def head(url: str) -> int:
-    return int(rpc_call(url, "eth_blockNumber"), 16)
-
-
-def block_hash(url: str, number: int) -> str:
-    return str(rpc_call(url, "eth_getBlockByNumber", [hex(number), False])["hash"])
+from chain_node.network import block_hash_at, head_number, lay_out, start_validator, wait_for_blocks
 
 
 def agree(urls: list[str], upto: int) -> bool:
-    return all(len({block_hash(url, n) for url in urls}) == 1 for n in range(1, upto + 1))
+    return all(len({block_hash_at(url, n) for url in urls}) == 1 for n in range(1, upto + 1))
 
 
 def main() -> int:
@@ -50,7 +42,7 @@ def main() -> int:
             wait_for_blocks(urls[0], 3, timeout=60)
 
             running[3].stop(kill=True)
-            before = head(urls[0])
+            before = head_number(urls[0])
             try:
                 wait_for_blocks(urls[0], before + 5, timeout=30)
                 results["one_of_four_down_finalizes"] = True
@@ -59,11 +51,11 @@ def main() -> int:
 
             running[2].stop(kill=True)
             time.sleep(1.0)
-            halted = head(urls[0])
+            halted = head_number(urls[0])
             time.sleep(5.0)
-            after = head(urls[0])
+            after = head_number(urls[0])
             results["two_of_four_down_halts"] = after <= halted + 1
-            results["two_of_four_down_no_fork"] = agree(urls[:2], min(after, head(urls[1])))
+            results["two_of_four_down_no_fork"] = agree(urls[:2], min(after, head_number(urls[1])))
 
             running[2] = start_validator(layouts[2], folder / "logs")
             started = time.monotonic()
@@ -76,7 +68,7 @@ def main() -> int:
             shutil.rmtree(folder / "data-3")
             running[3] = start_validator(layouts[3], folder / "logs")
             started = time.monotonic()
-            target = head(urls[0])
+            target = head_number(urls[0])
             try:
                 wait_for_blocks(urls[3], target, timeout=90)
                 results["empty_folder_catch_up_seconds"] = round(time.monotonic() - started, 2)
@@ -85,7 +77,7 @@ def main() -> int:
                 results["empty_folder_catch_up_seconds"] = None
             running[0].stop(kill=True)  # now blocks need validator 3's votes
             try:
-                wait_for_blocks(urls[1], head(urls[1]) + 3, timeout=60)
+                wait_for_blocks(urls[1], head_number(urls[1]) + 3, timeout=60)
                 results["rejoined_validator_signs"] = True
             except TimeoutError:
                 results["rejoined_validator_signs"] = False
@@ -98,13 +90,13 @@ def main() -> int:
                 request = urllib.request.Request(urls[1], data=body, headers={"Content-Type": "application/json"})
                 with urllib.request.urlopen(request, timeout=5) as response:
                     json.loads(response.read())
-            before = head(urls[1])
+            before = head_number(urls[1])
             try:
                 wait_for_blocks(urls[1], before + 3, timeout=30)
                 results["garbage_input_survived"] = True
             except TimeoutError:
                 results["garbage_input_survived"] = False
-            final = min(head(url) for url in urls[1:])
+            final = min(head_number(url) for url in urls[1:])
             results["final_height"] = final
             results["all_agree_at_end"] = agree(urls[1:], final)
         finally:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from contracts.client import Chain, Deployment, Signer, TxResult
 from contracts.deploy import deploy, load_config
-from contracts.devnode import start_anvil
+from contracts.devnode import mine_at, start_anvil
 from contracts.records import ClaimGround, GuaranteeTerms, Role, SectionTerms, id32, org_id
 from contracts.toolchain import PROJECT_ROOT, compile_all
 
@@ -35,12 +35,6 @@ def _id(label: str) -> bytes:
 
 def _hash() -> bytes:
     return os.urandom(32)
-
-
-def _warp(chain: Chain, timestamp: int) -> None:
-    """Move anvil's clock: the next block carries `timestamp`, and is mined at once."""
-    chain.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
-    chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
 
 class GasLog:
@@ -126,7 +120,7 @@ def run_scenario(chain: Chain, deployment: Deployment, signers: dict[Role, list[
     guarantees.issue(guarantor, spare, spare_terms)
     log("cancel", guarantees.cancel(guarantor, spare))
 
-    _warp(chain, opening_time)
+    mine_at(chain, opening_time)
     for bidder in bidders[:3]:
         log("recordBidOpened", tenders.record_bid_opened(agency, section_id, bidder.address, _hash()))
     log(
@@ -151,7 +145,7 @@ def run_scenario(chain: Chain, deployment: Deployment, signers: dict[Role, list[
     log("recordPayout", guarantees.record_payout(guarantor, guarantee_ids[0], BOND, _id("payment")))
     log("release (issuer)", guarantees.release(guarantor, guarantee_ids[1], section_id))
     log("release (beneficiary)", guarantees.release(tenderer, guarantee_ids[2], section_id))
-    _warp(chain, opening_time + 121 * 86400)
+    mine_at(chain, opening_time + 121 * 86400)
     log("expire", guarantees.expire(guarantor, guarantee_ids[3]))
 
     second = _id("section")
@@ -159,14 +153,14 @@ def run_scenario(chain: Chain, deployment: Deployment, signers: dict[Role, list[
     tenders.add_section(agency, tender_id, second, terms2)
     tenders.set_opening_key(agency, second, b"\x02" * 33)
     tenders.commit_bid(bidders[0], second, _hash(), deposit_ref=_id("deposit"))
-    _warp(chain, terms2.opening_time)
+    mine_at(chain, terms2.opening_time)
     log("closeOpening (failed tender)", tenders.close_opening(agency, second, _hash()))
     award_section = _id("section")
     terms3 = SectionTerms(chain.now() + 3600, 86400, BOND, tuple(w.address for w in witnesses), 2, min_valid_bids=1)
     tenders.add_section(agency, tender_id, award_section, terms3)
     tenders.set_opening_key(agency, award_section, b"\x02" * 33)
     tenders.commit_bid(bidders[0], award_section, _hash(), deposit_ref=_id("deposit"))
-    _warp(chain, terms3.opening_time)
+    mine_at(chain, terms3.opening_time)
     tenders.record_bid_opened(agency, award_section, bidders[0].address, _hash())
     record = _hash()
     tenders.close_opening(agency, award_section, record)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contracts.client import Chain
-from contracts.devnode import start_anvil
+from contracts.devnode import mine_at, start_anvil
 
 # Accounts the tests use that are not consortium members (an outsider, a stand-in contract caller):
 # a permissioned chain must permit them in its genesis, as a real network would for its tooling.
@@ -56,12 +56,8 @@ def _anvil() -> Iterator[Backend]:
     node = start_anvil()
     chain = Chain(node.rpc_url)
 
-    def set_next_timestamp(timestamp: int) -> None:
-        chain.w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
-        chain.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-
     try:
-        yield Backend("anvil", chain, set_next_timestamp, [node.rpc_url], exact_time=True)
+        yield Backend("anvil", chain, lambda timestamp: mine_at(chain, timestamp), [node.rpc_url], exact_time=True)
     finally:
         node.stop()
 

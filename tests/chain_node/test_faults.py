@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from chain_node.network import NodeLayout, RunningValidator, lay_out, rpc_call, start_validator, wait_for_blocks
+from chain_node.network import (
+    NodeLayout,
+    RunningValidator,
+    block_hash_at,
+    head_number,
+    lay_out,
+    start_validator,
+    wait_for_blocks,
+)
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def head(url: str) -> int:
-    return int(rpc_call(url, "eth_blockNumber"), 16)
-
-
-def block_hash(url: str, number: int) -> str:
-    return str(rpc_call(url, "eth_getBlockByNumber", [hex(number), False])["hash"])
 
 
 @pytest.fixture
@@ -43,18 +43,18 @@ def test_one_of_four_killed_keeps_finalizing_then_rejoins_from_an_empty_folder(
 ) -> None:
     layouts, running, folder = network
     running[3].stop(kill=True)
-    before = head(layouts[0].rpc_url)
+    before = head_number(layouts[0].rpc_url)
     wait_for_blocks(layouts[0].rpc_url, before + 5, timeout=60)  # 3 of 4 is a quorum
 
     shutil.rmtree(folder / "data-3")
     running[3] = start_validator(layouts[3], folder / "logs")
-    target = head(layouts[0].rpc_url)
+    target = head_number(layouts[0].rpc_url)
     wait_for_blocks(layouts[3].rpc_url, target, timeout=60)  # synced from its peers
-    assert block_hash(layouts[3].rpc_url, target) == block_hash(layouts[0].rpc_url, target)
+    assert block_hash_at(layouts[3].rpc_url, target) == block_hash_at(layouts[0].rpc_url, target)
 
     # It takes part again: with validator 0 down, blocks need validator 3's votes.
     running[0].stop(kill=True)
-    resumed = head(layouts[1].rpc_url)
+    resumed = head_number(layouts[1].rpc_url)
     wait_for_blocks(layouts[1].rpc_url, resumed + 3, timeout=90)
 
 
@@ -65,15 +65,15 @@ def test_two_of_four_down_halts_without_forking_and_one_back_resumes(
     running[2].stop(kill=True)
     running[3].stop(kill=True)
     time.sleep(1.0)
-    stalled = head(layouts[0].rpc_url)
+    stalled = head_number(layouts[0].rpc_url)
     time.sleep(4.0)
-    assert head(layouts[0].rpc_url) <= stalled + 1  # at most a block already under way
-    halted_at = head(layouts[0].rpc_url)
-    assert block_hash(layouts[0].rpc_url, halted_at) == block_hash(layouts[1].rpc_url, halted_at)
+    assert head_number(layouts[0].rpc_url) <= stalled + 1  # at most a block already under way
+    halted_at = head_number(layouts[0].rpc_url)
+    assert block_hash_at(layouts[0].rpc_url, halted_at) == block_hash_at(layouts[1].rpc_url, halted_at)
 
     running[3] = start_validator(layouts[3], folder / "logs")  # restarted with its data: kill -9 lost nothing
     started = time.monotonic()
     wait_for_blocks(layouts[0].rpc_url, halted_at + 3, timeout=60)
     assert time.monotonic() - started < 30
     for number in range(1, halted_at + 1):
-        assert block_hash(layouts[3].rpc_url, number) == block_hash(layouts[0].rpc_url, number)
+        assert block_hash_at(layouts[3].rpc_url, number) == block_hash_at(layouts[0].rpc_url, number)

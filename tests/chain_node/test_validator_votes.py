@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from chain_node.network import lay_out, rpc_call, start_validator, wait_for_blocks
+from chain_node.network import head_number, lay_out, rpc_call, start_validator, wait_for_blocks
 from chain_node.votes import InvalidVote, Vote, decode_vote, encode_vote
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def head(url: str) -> int:
-    return int(rpc_call(url, "eth_blockNumber"), 16)
 
 
 def test_votes_round_trip_and_refuse_garbage() -> None:
@@ -33,7 +29,7 @@ def test_a_follower_voted_in_then_needed_for_finality(tmp_path: Path) -> None:
         wait_for_blocks(layouts[0].rpc_url, 2, timeout=60)
         assert newcomer not in rpc_call(layouts[0].rpc_url, "jz_validators", ["latest"])
         # A follower syncs the chain before it takes part.
-        wait_for_blocks(layouts[4].rpc_url, head(layouts[0].rpc_url), timeout=60)
+        wait_for_blocks(layouts[4].rpc_url, head_number(layouts[0].rpc_url), timeout=60)
         refused = None
         try:
             rpc_call(layouts[4].rpc_url, "jz_voteValidator", [newcomer, True])
@@ -51,7 +47,7 @@ def test_a_follower_voted_in_then_needed_for_finality(tmp_path: Path) -> None:
 
         # With one original validator down, 4 of 5 (the quorum) includes the newcomer: it must be signing.
         running[0].stop(kill=True)
-        now = head(layouts[1].rpc_url)
+        now = head_number(layouts[1].rpc_url)
         wait_for_blocks(layouts[1].rpc_url, now + 3, timeout=90)
     finally:
         for validator in running:
