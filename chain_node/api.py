@@ -483,6 +483,9 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
             "pool": len(node.pool),
             "consensus": dict(node.core.stats),
             "node": dict(node.stats),
+            "permissioningContract": (
+                _addr(node.genesis.permissioning_contract) if node.genesis.permissioning_contract else None
+            ),
         }
 
     def dev_increase_time(params: list[Any]) -> str:

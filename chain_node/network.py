@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from eth_account import Account
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak, to_canonical_address, to_checksum_address
+from web3.types import Nonce
+from web3.utils.address import get_create_address
 
 from chain_node.config import Genesis, GenesisAccount, genesis_to_json
 
@@ -51,11 +53,25 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def _dev_config() -> dict[str, Any]:
+    return dict(json.loads((PROJECT_ROOT / "scripts" / "consortium.dev.json").read_text(encoding="utf-8")))
+
+
 def dev_accounts() -> list[bytes]:
     """Accounts of the development consortium (scripts/consortium.dev.json): funded and permitted."""
-    config = json.loads((PROJECT_ROOT / "scripts" / "consortium.dev.json").read_text(encoding="utf-8"))
+    config = _dev_config()
     keys = [config["deployer"]["key"], *(m["key"] for m in config["members"] if "key" in m)]
     return [key_address(bytes.fromhex(k[2:])) for k in keys]
+
+
+def dev_consortium_address() -> bytes:
+    """Where the development deployer's first transaction creates the `Consortium` contract.
+
+    A local network names it as its permissioning contract, so that members the consortium admits
+    later by vote may transact too (`chain_node.permissioning`).
+    """
+    deployer = key_address(bytes.fromhex(_dev_config()["deployer"]["key"][2:]))
+    return bytes(to_canonical_address(get_create_address(to_checksum_address(deployer), Nonce(0))))
 
 
 @dataclass(frozen=True)
@@ -79,11 +95,13 @@ def lay_out(
     dev_time_travel: bool = True,
     base_rpc_port: int | None = None,
     genesis_validators: int | None = None,
+    permissioning_contract: bytes | None = None,
 ) -> list[NodeLayout]:
     """Write genesis.json and node-<i>.json files for a local network; return where each node listens.
 
     With `genesis_validators` < `validators`, the extra nodes start as followers that the validators
-    can vote in (`jz_voteValidator`).
+    can vote in (`jz_voteValidator`). The permissioning contract defaults to the development
+    consortium's (`dev_consortium_address`).
     """
     folder.mkdir(parents=True, exist_ok=True)
     keys = [dev_validator_key(i) for i in range(validators)]
@@ -103,6 +121,7 @@ def lay_out(
         block_period_ms=block_period_ms,
         dev_time_travel=dev_time_travel,
         timestamp=int(time.time()),
+        permissioning_contract=permissioning_contract or dev_consortium_address(),
     )
     (folder / "genesis.json").write_text(json.dumps(genesis_to_json(genesis), indent=2) + "\n")
     (folder / "validators.json").write_text(

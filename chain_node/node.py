@@ -35,6 +35,7 @@ from chain_node.config import NodeConfig, load_genesis
 from chain_node.consensus import Decision, Outbox, QbftConfig, QbftCore, ValidatorSet, verify_commit_seals
 from chain_node.execution import BlockEnv, BlockResult, StateCheckpoint, WorldState, apply_block
 from chain_node.network import key_address
+from chain_node.permissioning import member_roles
 from chain_node.rpc import Dispatcher
 from chain_node.storage import Store
 from chain_node.transactions import InvalidTransaction, Transaction, decode_transaction
@@ -224,7 +225,11 @@ class Validator:
         return b""
 
     def is_permitted(self, sender: bytes) -> bool:
-        return sender in self.permitted
+        """Permitted in genesis, or a member of the genesis' permissioning contract (`permissioning`)."""
+        if sender in self.permitted:
+            return True
+        consortium = self.genesis.permissioning_contract
+        return consortium is not None and member_roles(self.state, consortium, sender) != 0
 
     # ------------------------------------------------------------------ proposals and validation
 

@@ -17,9 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from eth_utils import to_checksum_address
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chain_node.network import NodeLayout, lay_out, start_validator, wait_for_blocks
+from chain_node.network import NodeLayout, dev_consortium_address, lay_out, start_validator, wait_for_blocks
 from contracts.client import Chain
 from contracts.deploy import deploy, load_config
 from contracts.devnode import start_anvil
@@ -88,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
             size = (len(artifacts[name].deployed_bytecode) - 2) // 2
             print(f"  {name:18s}  {info['address']}  block {info['block']}  {size} bytes")
         print(f"  consortium    {len(manifest['members'])} members, admin threshold {manifest['adminThreshold']}")
+        if args.chain == "chain_node":
+            named = to_checksum_address(dev_consortium_address())
+            deployed = manifest["contracts"]["Consortium"]["address"]
+            state = "members may transact" if named == deployed else f"NOT the deployed one ({deployed})"
+            print(f"  permissioning genesis + Consortium {named}: {state}")
         for member in manifest["members"]:
             print(f"    {member['account']}  {','.join(member['roles']):18s} {member['name']}")
         print(f"  manifest      {args.out}")
