@@ -8,12 +8,15 @@ kept for the head only: a finalized BFT chain has no reorgs, so `latest`, `safe`
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from eth_utils import keccak
 
 from chain_node import rpc
 from chain_node.blocks import Block, Header, Receipt
+from chain_node.execution import CallResult, HistoryUnavailable
 from chain_node.execution import call as evm_call
 from chain_node.execution import estimate_gas as evm_estimate_gas
 from chain_node.rpc import RpcError, invalid_params
@@ -23,6 +26,7 @@ from chain_node.votes import InvalidVote
 
 if TYPE_CHECKING:
     from chain_node.node import Validator
+    from chain_node.storage import Store
 
 MAX_BODY = rpc.MAX_BODY_BYTES
 MAX_LOG_RANGE = 10_000
@@ -163,7 +167,7 @@ def _block_number(node: Validator, tag: Any) -> int:
         if "blockNumber" in tag:
             return rpc.quantity(tag["blockNumber"], "blockNumber")
         if "blockHash" in tag:
-            number = node.hash_to_number.get(rpc.hash32(tag["blockHash"], "blockHash"))
+            number = node.number_of(rpc.hash32(tag["blockHash"], "blockHash"))
             if number is None:
                 raise RpcError(rpc.RESOURCE_NOT_FOUND, "block not found")
             return number
@@ -172,16 +176,53 @@ def _block_number(node: Validator, tag: Any) -> int:
     raise invalid_params(f"invalid block tag {tag!r}"[:120])
 
 
-def _state_at(node: Validator, tag: Any) -> None:
-    """State reads are answered for the final head only; say so plainly for older blocks."""
+class StateReader(Protocol):
+    def balance(self, address: bytes) -> int: ...
+
+    def nonce(self, address: bytes) -> int: ...
+
+    def code(self, address: bytes) -> bytes: ...
+
+    def storage_at(self, address: bytes, slot: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class _StoredState:
+    """An older block's state, read from the node's stored state history."""
+
+    store: Store
+    number: int
+
+    def balance(self, address: bytes) -> int:
+        return self.store.account_at(address, self.number).balance
+
+    def nonce(self, address: bytes) -> int:
+        return self.store.account_at(address, self.number).nonce
+
+    def code(self, address: bytes) -> bytes:
+        return self.store.account_at(address, self.number).code
+
+    def storage_at(self, address: bytes, slot: int) -> int:
+        return self.store.slot_at(address, slot, self.number)
+
+
+def _state_at(node: Validator, tag: Any) -> tuple[int, StateReader]:
+    """The final state a block tag names: the head's from memory, an older block's from the store."""
     node.settle()
     number = _block_number(node, tag)
     if number > node.head.number:
         raise RpcError(rpc.RESOURCE_NOT_FOUND, f"block {number} is not final yet (head is {node.head.number})")
-    if number != node.head.number:
-        raise RpcError(
-            -32000, f"state of block {number} is not kept: this node serves the head's state ({node.head.number})"
-        )
+    if number == node.head.number:
+        return number, node.state
+    return number, _StoredState(node.store, number)
+
+
+def _run_at(node: Validator, tag: Any, run: Callable[..., CallResult], args: dict[str, Any]) -> CallResult:
+    number, _ = _state_at(node, tag)
+    try:
+        return node.run_at(number, run, **args)
+    except HistoryUnavailable as error:
+        raise RpcError(-32000, str(error)) from None
 
 
 def _tx_location(node: Validator, tx_hash: bytes) -> tuple[Block, int] | None:
@@ -253,7 +294,7 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
         rpc.check_arity(params, 2)
         block_hash = rpc.hash32(rpc.param(params, 0, "hash"), "hash")
         full = rpc.boolean(rpc.param(params, 1, "full", required=False, default=False), "full")
-        number = node.hash_to_number.get(block_hash)
+        number = node.number_of(block_hash)
         found = _block(node, number) if number is not None else None
         return block_json(node, found[0], full, found[1]) if found else None
 
@@ -292,8 +333,7 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
     def eth_call(params: list[Any]) -> str:
         rpc.check_arity(params, 3)
         args = _call_args(node, params)
-        _state_at(node, rpc.param(params, 1, "block", required=False, default="latest"))
-        result = evm_call(node.state, env=node._env(node.head), **args)
+        result = _run_at(node, rpc.param(params, 1, "block", required=False, default="latest"), evm_call, args)
         if not result.success:
             raise _revert_error(result.output)
         return _d(result.output)
@@ -301,8 +341,7 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
     def estimate_gas(params: list[Any]) -> str:
         rpc.check_arity(params, 3)
         args = _call_args(node, params)
-        _state_at(node, rpc.param(params, 1, "block", required=False, default="latest"))
-        result = evm_estimate_gas(node.state, env=node._env(node.head), **args)
+        result = _run_at(node, rpc.param(params, 1, "block", required=False, default="latest"), evm_estimate_gas, args)
         if not result.success:
             raise _revert_error(result.output)
         return _q(result.gas_used)
@@ -310,32 +349,29 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
     def get_balance(params: list[Any]) -> str:
         rpc.check_arity(params, 2)
         account = rpc.address(rpc.param(params, 0, "address"), "address")
-        _state_at(node, rpc.param(params, 1, "block", required=False, default="latest"))
-        return _q(node.state.balance(account))
+        _, state = _state_at(node, rpc.param(params, 1, "block", required=False, default="latest"))
+        return _q(state.balance(account))
 
     def get_code(params: list[Any]) -> str:
         rpc.check_arity(params, 2)
         account = rpc.address(rpc.param(params, 0, "address"), "address")
-        _state_at(node, rpc.param(params, 1, "block", required=False, default="latest"))
-        return _d(node.state.code(account))
+        _, state = _state_at(node, rpc.param(params, 1, "block", required=False, default="latest"))
+        return _d(state.code(account))
 
     def get_storage_at(params: list[Any]) -> str:
         rpc.check_arity(params, 3)
         account = rpc.address(rpc.param(params, 0, "address"), "address")
         slot = rpc.quantity(rpc.param(params, 1, "slot"), "slot")
-        _state_at(node, rpc.param(params, 2, "block", required=False, default="latest"))
-        return _d(node.state.storage_at(account, slot).to_bytes(32, "big"))
+        _, state = _state_at(node, rpc.param(params, 2, "block", required=False, default="latest"))
+        return _d(state.storage_at(account, slot).to_bytes(32, "big"))
 
     def get_transaction_count(params: list[Any]) -> str:
         rpc.check_arity(params, 2)
         account = rpc.address(rpc.param(params, 0, "address"), "address")
         tag = rpc.param(params, 1, "block", required=False, default="latest")
-        node.settle()
-        nonce = node.state.nonce(account)
-        if tag == "pending":
-            return _q(node.pool.pending_nonce(account, nonce))
-        _state_at(node, tag)
-        return _q(nonce)
+        _, state = _state_at(node, "latest" if tag == "pending" else tag)
+        nonce = state.nonce(account)
+        return _q(node.pool.pending_nonce(account, nonce) if tag == "pending" else nonce)
 
     def gas_price(params: list[Any]) -> str:
         from chain_node.blocks import next_base_fee
@@ -356,7 +392,7 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
             raise invalid_params("rewardPercentiles must be a list of numbers from 0 to 100")
         newest = min(newest, node.head.number)
         oldest = max(0, newest - count + 1)
-        headers = [node.headers[n] for n in range(oldest, newest + 1)]
+        headers = [h for n in range(oldest, newest + 1) if (h := node.header_at(n)) is not None]
         from chain_node.blocks import next_base_fee
 
         base_fees = [_q(h.base_fee_per_gas) for h in headers] + [_q(next_base_fee(headers[-1]))]
@@ -375,7 +411,7 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
         if criteria.get("blockHash") is not None:
             if criteria.get("fromBlock") is not None or criteria.get("toBlock") is not None:
                 raise invalid_params("blockHash excludes fromBlock and toBlock")
-            number = node.hash_to_number.get(rpc.hash32(criteria["blockHash"], "blockHash"))
+            number = node.number_of(rpc.hash32(criteria["blockHash"], "blockHash"))
             if number is None:
                 raise RpcError(rpc.RESOURCE_NOT_FOUND, "block not found")
             first = last = number
@@ -402,7 +438,7 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
                 topics.append({rpc.hash32(position, "topic").hex()})
         found: list[dict[str, Any]] = []
         for number in range(max(first, 1), last + 1):
-            header = node.headers.get(number)
+            header = node.header_at(number)
             if header is None or header.logs_bloom == b"\x00" * 256:
                 continue
             records = [_record(r) for r in node.store.receipts(number)]

@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +122,10 @@ class FeeCapTooLow(InvalidTransaction):
     """The fee cap (gas price for legacy transactions) is below the block's base fee."""
 
 
+class HistoryUnavailable(Exception):
+    """A block's state that this node no longer keeps in a form the EVM can run against."""
+
+
 class NotPermitted(InvalidTransaction):
     """The sender is not permitted to transact on this consortium chain."""
 
@@ -165,6 +170,15 @@ class BlockEnv:
 
 
 @dataclass(frozen=True)
+class StateChanges:
+    """What a block changed: every account touched (as it is afterwards; an empty account means
+    deleted) and every storage slot written (0 means cleared). Nodes persist it as the state's history."""
+
+    accounts: Mapping[bytes, Account]
+    slots: Mapping[tuple[bytes, int], int]
+
+
+@dataclass(frozen=True)
 class BlockResult:
     """Outcome of `apply_block`. Validators re-executing a proposal require `rejected` to be empty."""
 
@@ -174,6 +188,7 @@ class BlockResult:
     rejected: tuple[tuple[Transaction, InvalidTransaction], ...]
     state_root: bytes
     logs_bloom: bytes
+    changes: StateChanges = StateChanges({}, {})
 
 
 @dataclass(frozen=True)
@@ -365,6 +380,27 @@ class WorldState:
                     entry["storage"] = {f"0x{k:064x}": f"0x{v:064x}" for k, v in sorted(slots.items())}
                 out["0x" + address.hex()] = entry
             return out
+
+    def changes(self) -> StateChanges:
+        """The whole state as one change set from the empty state (what a node persists at genesis)."""
+        with self.lock:
+            slots = {(a, k): v for a, slots in self._storage.items() for k, v in slots.items()}
+            accounts = {a: self._accounts.get(a, _NO_ACCOUNT) for a in set(self._accounts) | set(self._storage)}
+            return StateChanges(accounts, slots)
+
+    @contextmanager
+    def evm_view_of(self, accounts: Mapping[bytes, Account], slots: Mapping[tuple[bytes, int], int]) -> Iterator[None]:
+        """Let the EVM see these values instead of the current ones while the block runs (e.g. an older
+        block's state for a historical eth_call); the mirror is untouched and the EVM is put back after.
+        Hold `lock` around it together with what runs inside."""
+        with self.lock:
+            current_slots = {key: self.storage_at(*key) for key in slots}
+            current_accounts = {address: self.account(address) for address in accounts}
+            self._push_to_evm(accounts, slots)
+            try:
+                yield
+            finally:
+                self._push_to_evm(current_accounts, current_slots)
 
     def copy(self) -> WorldState:
         """An independent state with its own EVM and the same commitment."""
@@ -893,6 +929,7 @@ def apply_block(
             rejected=tuple(rejected),
             state_root=state.state_root,
             logs_bloom=block_logs_bloom(receipts),
+            changes=StateChanges(accounts, slots),
         )
 
 

@@ -13,8 +13,10 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import rlp
 from aiohttp import web
@@ -33,11 +35,20 @@ from chain_node.blocks import (
 )
 from chain_node.config import NodeConfig, load_genesis
 from chain_node.consensus import Decision, Outbox, QbftConfig, QbftCore, ValidatorSet, verify_commit_seals
-from chain_node.execution import BlockEnv, BlockResult, StateCheckpoint, WorldState, apply_block
+from chain_node.execution import (
+    BlockEnv,
+    BlockResult,
+    CallResult,
+    HistoryUnavailable,
+    StateChanges,
+    StateCheckpoint,
+    WorldState,
+    apply_block,
+)
 from chain_node.network import key_address
 from chain_node.permissioning import member_roles
 from chain_node.rpc import Dispatcher
-from chain_node.storage import Store
+from chain_node.storage import StorageError, Store
 from chain_node.transactions import InvalidTransaction, Transaction, decode_transaction
 from chain_node.txpool import TxPool
 from chain_node.votes import InvalidVote, Tally, Vote, check_vote, decode_vote, encode_vote
@@ -51,7 +62,9 @@ MAX_BLOCK_TXS = 5_000
 TIMESTAMP_DRIFT = 15
 MIN_BLOCK_GAP = 0.01
 RECENT_TX_MEMORY = 100_000
-DECODED_BLOCK_MEMORY = 256
+DECODED_TX_MEMORY = 20_000  # decoded transactions kept for RPC reads, counted over the recent blocks kept
+HEADER_MEMORY = 1024
+CALL_HISTORY_BLOCKS = 128  # eth_call and eth_estimateGas run this many blocks back (state reads: any block)
 
 
 @dataclass(frozen=True)
@@ -94,8 +107,9 @@ class Validator:
             extra=self.genesis.hash(),
             base_fee=self.genesis.base_fee,
         )
-        self.headers: dict[int, Header] = {0: self.genesis_header}
-        self.hash_to_number: dict[bytes, int] = {self.genesis_header.hash(): 0}
+        self._head = self.genesis_header
+        self._headers: dict[int, Header] = {0: self.genesis_header}  # the most recent ones, by number
+        self._recent_changes: dict[int, StateChanges] = {}  # what the most recent blocks changed
         self.validators = ValidatorSet.of(self.genesis.validators)
         self.validator_history: list[tuple[int, ValidatorSet]] = [(1, self.validators)]
         self.tally = Tally()
@@ -106,8 +120,9 @@ class Validator:
         self.tentative: Tentative | None = None
         self._recently_final: dict[bytes, None] = {}  # insertion-ordered: the oldest are forgotten first
         self._decoded: dict[int, tuple[Block, int]] = {}  # recent final blocks, for RPC reads
+        self._decoded_txs = 0
         self.stats: dict[str, int] = {"blocks_synced": 0, "tx_rejected": 0}
-        self._replay()
+        self._resume()
         self.core = QbftCore(
             config.private_key,
             self.validators,
@@ -128,25 +143,52 @@ class Validator:
 
     @property
     def head(self) -> Header:
-        return self.headers[max(self.headers)]
+        return self._head
+
+    def header_at(self, number: int) -> Header | None:
+        """A final header: recent ones from memory, older ones from the store."""
+        header = self._headers.get(number)
+        if header is not None or number > self._head.number:
+            return header
+        encoded = self.store.header_of(number)
+        return Header.decode(encoded) if encoded is not None else None
+
+    def number_of(self, block_hash: bytes) -> int | None:
+        if block_hash == self.genesis_header.hash():
+            return 0
+        return self.store.number_of(block_hash)
 
     def now(self) -> int:
         return int(time.time()) + self.time_offset
 
-    def _replay(self) -> None:
-        """Rebuild the EVM state from the stored final blocks (the state itself is kept in memory)."""
-        number = 1
-        while True:
-            batch = self.store.blocks_from(number, 256)
-            if not batch:
-                break
-            for stored in batch:
-                block = Block.decode(stored.payload, self.chain_id)
-                result = self._execute(block)
-                if result.state_root != block.header.state_root:
-                    raise InvalidBlock(f"stored block {stored.number} does not replay to its state root")
-                self._adopt(block)
-                number = stored.number + 1
+    def _resume(self) -> None:
+        """Pick up where the data folder left off: load the state, walk the stored headers.
+
+        The state is loaded from its stored history (latest value of every account and slot), not
+        rebuilt by re-executing every block, so a restart costs the size of the state. The headers
+        are walked for the validator votes they carry.
+        """
+        if self.store.head() is None:
+            self.store.put_genesis_state(self.state.changes())
+            return
+        if not self.store.has_state():
+            raise StorageError(
+                f"{self.config.data_dir} was written by an older chain_node without state history; "
+                "move it away and start with an empty data folder: the node syncs from its peers"
+            )
+        for number, encoded in self.store.headers_from(1):
+            header = Header.decode(encoded)
+            if header.parent_hash != self._head.hash() or number != self._head.number + 1:
+                raise StorageError(f"stored block {number} does not extend block {self._head.number}")
+            self._adopt_header(header)
+        accounts, storage = self.store.load_state()
+        self.state = WorldState(
+            chain_id=self.chain_id,
+            gas_limit=self.genesis.gas_limit,
+            accounts=accounts,
+            storage=storage,
+            state_root=self._head.state_root,
+        )
 
     def _env(self, header: Header) -> BlockEnv:
         return BlockEnv(
@@ -162,15 +204,22 @@ class Validator:
             self.state, self._env(block.header), block.transactions, chain_id=self.chain_id, permitted=self.is_permitted
         )
 
-    def _adopt(self, block: Block) -> None:
-        header = block.header
-        self.headers[header.number] = header
-        self.hash_to_number[header.hash()] = header.number
+    def _adopt_header(self, header: Header) -> None:
+        self._head = header
+        self._headers[header.number] = header
+        while len(self._headers) > HEADER_MEMORY:
+            del self._headers[next(iter(self._headers))]
         changed = self.tally.count(header, self.validators)
         if changed is not None:
             self.validators = changed
             self.validator_history.append((header.number + 1, changed))
             log.info("validator set from block %d: %s", header.number + 1, [a.hex() for a in changed.addresses])
+
+    def _adopt(self, block: Block, changes: StateChanges) -> None:
+        self._adopt_header(block.header)
+        self._recent_changes[block.header.number] = changes
+        while len(self._recent_changes) > CALL_HISTORY_BLOCKS:
+            del self._recent_changes[next(iter(self._recent_changes))]
         for account, add in list(self.pending_votes.items()):
             if self.validators.contains(account) == add:
                 del self.pending_votes[account]
@@ -197,9 +246,14 @@ class Validator:
         return found
 
     def _remember(self, number: int, found: tuple[Block, int]) -> None:
+        """Keep a decoded block; the oldest go once the kept blocks hold too many transactions."""
+        if number in self._decoded:
+            return
         self._decoded[number] = found
-        while len(self._decoded) > DECODED_BLOCK_MEMORY:
-            del self._decoded[next(iter(self._decoded))]
+        self._decoded_txs += len(found[0].transactions)
+        while self._decoded_txs > DECODED_TX_MEMORY and len(self._decoded) > 1:
+            oldest = next(iter(self._decoded))
+            self._decoded_txs -= len(self._decoded.pop(oldest)[0].transactions)
 
     def validators_at(self, height: int) -> ValidatorSet:
         """The validator set that seals block `height`."""
@@ -208,6 +262,35 @@ class Validator:
             if start <= height:
                 current = validators
         return current
+
+    def run_at(self, number: int, run: Callable[..., CallResult], **args: Any) -> CallResult:
+        """Run an eth_call-like function against the state of final block `number`.
+
+        For an older block the EVM is shown, for the duration of the run, the values that every
+        account and slot changed since then had at that block (from the stored history); that
+        needs the change sets of the blocks in between, which are kept for the most recent ones.
+        """
+        self.settle()
+        header = self.header_at(number)
+        if header is None:
+            raise HistoryUnavailable(f"block {number} is not known")
+        if number == self._head.number:
+            return run(self.state, env=self._env(header), **args)
+        later = range(number + 1, self._head.number + 1)
+        if any(n not in self._recent_changes for n in later):
+            raise HistoryUnavailable(
+                f"calls run against the last {CALL_HISTORY_BLOCKS} blocks' state since this node started "
+                f"(block {number} is older); balances, nonces, code and storage can be read at any block"
+            )
+        addresses: set[bytes] = set()
+        slots: set[tuple[bytes, int]] = set()
+        for n in later:
+            addresses.update(self._recent_changes[n].accounts)
+            slots.update(self._recent_changes[n].slots)
+        old_accounts = {address: self.store.account_at(address, number) for address in addresses}
+        old_slots = {key: self.store.slot_at(key[0], key[1], number) for key in slots}
+        with self.state.lock, self.state.evm_view_of(old_accounts, old_slots):
+            return run(self.state, env=self._env(header), **args)
 
     def vote(self, account: bytes, add: bool) -> None:
         """Record this operator's vote; it travels in the blocks this validator proposes."""
@@ -350,13 +433,15 @@ class Validator:
         self.store.put_block(
             block.header.number,
             digest,
+            block.header.encode(),
             payload,
             encode_seals(seals),
             records,
             [tx.hash for tx in block.transactions],
+            result.changes,
         )
         self._remember(block.header.number, (block, len(payload)))
-        self._adopt(block)
+        self._adopt(block, result.changes)
 
     def on_decision(self, decision: Decision) -> Outbox:
         if self.tentative is not None and self.tentative.digest == decision.digest:

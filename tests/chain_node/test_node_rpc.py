@@ -110,8 +110,40 @@ def test_standard_methods(net: Backend, config: ConsortiumConfig) -> None:
     assert len(history["baseFeePerGas"]) == len(history["gasUsedRatio"]) + 1
     assert call(net, "eth_getBlockByNumber", ["0xffffff", False])["result"] is None
     assert call(net, "eth_getTransactionReceipt", ["0x" + "00" * 32])["result"] is None
-    older = call(net, "eth_getBalance", [config.deployer.address, "0x0"])
-    assert older["error"]["code"] == -32000 and "not kept" in older["error"]["message"]
+    at_genesis = call(net, "eth_getBalance", [config.deployer.address, "0x0"])["result"]
+    assert int(at_genesis, 16) == 10**24  # the development funding, before the deployer paid any fee
+
+
+# A contract with one storage slot: calldata (one word) sets it, empty calldata returns it.
+_SLOT_RUNTIME = "3615600c57600035600055005b60005460005260206000f3"
+_SLOT_INIT = bytes.fromhex("6018600c60003960186000f3" + _SLOT_RUNTIME)
+
+
+def test_older_blocks_state_is_read_and_called_as_it_was(net: Backend, config: ConsortiumConfig) -> None:
+    chain = net.chain
+    deployed = chain.send(config.deployer, None, _SLOT_INIT, gas=200_000)
+    address = chain.w3.eth.get_transaction_receipt(HexBytes(deployed.tx_hash))["contractAddress"]
+    first = chain.send(config.deployer, address, (5).to_bytes(32, "big"), gas=100_000)
+    second = chain.send(config.deployer, address, (9).to_bytes(32, "big"), gas=100_000)
+
+    def read_at(block: int | str) -> int:
+        tag = block if isinstance(block, str) else hex(block)
+        return int(call(net, "eth_call", [{"to": address}, tag])["result"], 16)
+
+    assert read_at(first.block_number) == 5
+    assert read_at(second.block_number) == 9 == read_at("latest")
+    assert read_at(deployed.block_number) == 0
+    slot_at_first = call(net, "eth_getStorageAt", [address, "0x0", hex(first.block_number)])["result"]
+    assert int(slot_at_first, 16) == 5
+    assert call(net, "eth_getCode", [address, hex(deployed.block_number - 1)])["result"] == "0x"
+    assert call(net, "eth_getCode", [address, hex(deployed.block_number)])["result"] == "0x" + _SLOT_RUNTIME
+    nonce_before = call(net, "eth_getTransactionCount", [config.deployer.address, hex(deployed.block_number - 1)])
+    nonce_after = call(net, "eth_getTransactionCount", [config.deployer.address, hex(second.block_number)])
+    assert int(nonce_after["result"], 16) == int(nonce_before["result"], 16) + 3
+    estimate = call(net, "eth_estimateGas", [{"to": address, "data": "0x" + "00" * 31 + "07"}, hex(first.block_number)])
+    assert int(estimate["result"], 16) > 21_000
+    future = call(net, "eth_call", [{"to": address}, hex(10**9)])
+    assert future["error"]["code"] == -32001
 
 
 def test_every_validator_serves_the_same_chain(net: Backend) -> None:
