@@ -26,6 +26,7 @@ from chain_node.trie import (
     keccak,
     ordered_trie_proof,
     ordered_trie_root,
+    rlp_decode,
     rlp_encode,
     rlp_index_key,
     verify_proof,
@@ -151,7 +152,16 @@ class Receipt:
             object.__setattr__(self, "bloom", logs_bloom(self.logs))
 
     def encode(self) -> bytes:
-        """Ethereum's consensus encoding: `rlp([status, cumulativeGasUsed, bloom, logs])`, typed-enveloped."""
+        """Ethereum's consensus encoding: `rlp([status, cumulativeGasUsed, bloom, logs])`, typed-enveloped.
+
+        Kept once computed: the receipts root and the stored record both need it."""
+        cached: bytes | None = self.__dict__.get("_encoded")
+        if cached is None:
+            cached = self._encode()
+            object.__setattr__(self, "_encoded", cached)
+        return cached
+
+    def _encode(self) -> bytes:
         payload = rlp_encode(
             [
                 b"\x01" if self.status else b"",
@@ -319,7 +329,7 @@ class Header:
     @classmethod
     def decode(cls, data: bytes) -> Header:
         try:
-            item = rlp.decode(data, strict=True)
+            item = rlp_decode(data)
         except rlp.exceptions.DecodingError as exc:
             raise InvalidBlock(f"header is not valid RLP: {exc}") from exc
         return cls.from_rlp_item(item)
@@ -356,7 +366,7 @@ class Block:
         Raises InvalidBlock, naming the position of a transaction that does not decode.
         """
         try:
-            item = rlp.decode(data, strict=True)
+            item = rlp_decode(data)
         except rlp.exceptions.DecodingError as exc:
             raise InvalidBlock(f"block is not valid RLP: {exc}") from exc
         if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], list):

@@ -50,6 +50,7 @@ from chain_node.permissioning import member_roles
 from chain_node.rpc import Dispatcher
 from chain_node.storage import StorageError, Store
 from chain_node.transactions import InvalidTransaction, Transaction, decode_transaction
+from chain_node.trie import rlp_decode
 from chain_node.txpool import TxPool
 from chain_node.votes import InvalidVote, Tally, Vote, check_vote, decode_vote, encode_vote
 
@@ -497,8 +498,14 @@ class Validator:
         if frame.kind == p2p.Kind.CONSENSUS:
             self._handle(self.core.step(frame.payload, _ms()))
         elif frame.kind == p2p.Kind.TRANSACTIONS:
-            for raw in rlp.decode(frame.payload):
-                if keccak(bytes(raw)) in self._recently_final:
+            try:
+                batch = rlp_decode(frame.payload)
+            except rlp.exceptions.DecodingError as error:  # a peer's bug or malice: drop its connection
+                raise ValueError(f"malformed transaction gossip: {error}") from error
+            if not isinstance(batch, list):
+                raise ValueError("a transaction gossip frame is an RLP list of raw transactions")
+            for raw in batch:
+                if not isinstance(raw, bytes) or keccak(raw) in self._recently_final:
                     continue  # gossip that arrived after the block holding it: no need to recover its sender
                 try:
                     self.submit_raw_transaction(bytes(raw), gossip=False)

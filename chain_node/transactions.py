@@ -18,7 +18,7 @@ from typing import Any
 import rlp
 from coincurve import PublicKey
 
-from chain_node.trie import RlpItem, int_to_rlp_bytes, keccak, rlp_encode
+from chain_node.trie import RlpItem, int_to_rlp_bytes, keccak, rlp_decode, rlp_encode
 
 LEGACY_TX = 0
 ACCESS_LIST_TX = 1
@@ -212,7 +212,7 @@ def decode_transaction(raw: bytes, chain_id: int) -> Transaction:
 
 def _rlp_list(payload: bytes, what: str) -> list[Any]:
     try:
-        decoded = rlp.decode(payload, strict=True)
+        decoded = rlp_decode(payload)
     except rlp.exceptions.DecodingError as exc:
         raise MalformedTransaction(f"{what} is not valid RLP: {exc}") from exc
     if not isinstance(decoded, list):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import rlp
 from eth_hash.auto import keccak
@@ -14,6 +16,7 @@ from chain_node.trie import (
     InvalidProof,
     ordered_trie_proof,
     ordered_trie_root,
+    rlp_decode,
     rlp_encode,
     rlp_index_key,
     trie_proof,
@@ -170,3 +173,32 @@ def test_duplicate_keys_and_empty_values_are_refused() -> None:
         trie_root([(b"a", b"1"), (b"a", b"2")])
     with pytest.raises(ValueError, match="non-empty"):
         trie_root([(b"a", b"")])
+
+
+_items = st.recursive(st.binary(max_size=80), lambda children: st.lists(children, max_size=6), max_leaves=20)
+
+
+@given(_items)
+def test_rlp_decode_round_trips_what_rlp_encode_makes(item: Any) -> None:
+    assert rlp_decode(rlp_encode(item)) == item
+    assert rlp_encode(item) == rlp.encode(item)
+
+
+@given(st.one_of(st.binary(max_size=64), _items.map(lambda item: rlp.encode(item)[:-1] + b"\x00")))
+def test_rlp_decode_accepts_and_refuses_exactly_what_pyrlp_strict_does(data: bytes) -> None:
+    try:
+        expected = rlp.decode(data, strict=True)
+    except rlp.exceptions.DecodingError:
+        with pytest.raises(rlp.exceptions.DecodingError):
+            rlp_decode(data)
+        return
+    assert rlp_decode(data) == expected
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\x81\x05", b"\xb8\x05hello", b"\xb9\x00\x38" + b"a" * 56, b"\xc2\x01", b"\x83ab", b"\xc1\x01\x02"],
+)
+def test_rlp_decode_refuses_non_canonical_or_truncated_input(data: bytes) -> None:
+    with pytest.raises(rlp.exceptions.DecodingError):
+        rlp_decode(data)
