@@ -5,10 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
+STAMP_SYS := build/.system-packages
 
 .PHONY: setup run test lint compile gas-report clean
 
-setup: $(STAMP_PY) $(STAMP_NPM)
+setup: $(STAMP_SYS) $(STAMP_PY) $(STAMP_NPM)
+
+$(STAMP_SYS): scripts/setup_system.sh
+	bash scripts/setup_system.sh
+	mkdir -p build && touch $@
 
 $(STAMP_PY): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
