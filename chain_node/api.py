@@ -21,7 +21,7 @@ from chain_node.execution import call as evm_call
 from chain_node.execution import estimate_gas as evm_estimate_gas
 from chain_node.rpc import RpcError, invalid_params
 from chain_node.transactions import InvalidTransaction, Transaction, to_rpc_dict
-from chain_node.trie import ordered_trie_proof
+from chain_node.trie import ordered_trie_proof, rlp_decode
 from chain_node.votes import InvalidVote
 
 if TYPE_CHECKING:
@@ -39,25 +39,33 @@ EMPTY_UNCLES = keccak(bytes.fromhex("c0"))
 
 
 def receipt_record(receipt: Receipt) -> bytes:
-    """What the node stores per receipt: its consensus encoding plus the fields RPC answers need."""
+    """What the node stores per receipt: its consensus encoding (status, cumulative gas, bloom, logs)
+    plus the fields RPC answers need that consensus does not cover."""
     return json.dumps(
         {
             "encoded": receipt.encode().hex(),
-            "status": receipt.status,
-            "cumulativeGasUsed": receipt.cumulative_gas_used,
             "gasUsed": receipt.gas_used,
             "effectiveGasPrice": receipt.effective_gas_price,
             "contractAddress": receipt.contract_address.hex() if receipt.contract_address else None,
-            "type": receipt.tx_type,
-            "logs": [[log.address.hex(), [t.hex() for t in log.topics], log.data.hex()] for log in receipt.logs],
-            "bloom": receipt.bloom.hex(),
         },
         separators=(",", ":"),
     ).encode()
 
 
 def _record(raw: bytes) -> dict[str, Any]:
+    """A stored receipt with the consensus fields decoded back out of its encoding."""
     value: dict[str, Any] = json.loads(raw)
+    encoded = bytes.fromhex(value["encoded"])
+    tx_type = encoded[0] if encoded and encoded[0] < 0x80 else 0
+    fields: Any = rlp_decode(encoded[1:] if tx_type else encoded)  # written by receipt_record: well formed
+    status, cumulative, bloom, logs = fields
+    value.update(
+        type=tx_type,
+        status=1 if status == b"\x01" else 0,
+        cumulativeGasUsed=int.from_bytes(cumulative, "big"),
+        bloom=bloom.hex(),
+        logs=[[address.hex(), [topic.hex() for topic in topics], data.hex()] for address, topics, data in logs],
+    )
     return value
 
 

@@ -50,7 +50,6 @@ __all__ = [
     "logs_bloom",
     "next_base_fee",
     "receipt_proof",
-    "receipt_to_rpc_dict",
     "receipts_root",
     "transaction_proof",
     "transactions_root",
@@ -173,47 +172,6 @@ class Receipt:
         if self.tx_type == 0:
             return payload
         return bytes((self.tx_type,)) + payload
-
-
-def receipt_to_rpc_dict(
-    receipt: Receipt, *, block_hash: bytes, block_number: int, index: int, first_log_index: int
-) -> dict[str, Any]:
-    """The receipt in the shape of `eth_getTransactionReceipt`.
-
-    `first_log_index` is the block-wide index of this receipt's first log (the number of logs of
-    the receipts before it in the block).
-    """
-    tx_hash = "0x" + receipt.tx_hash.hex()
-    block_hash_hex = "0x" + block_hash.hex()
-    return {
-        "transactionHash": tx_hash,
-        "transactionIndex": hex(index),
-        "blockHash": block_hash_hex,
-        "blockNumber": hex(block_number),
-        "from": "0x" + receipt.sender.hex(),
-        "to": "0x" + receipt.to.hex() if receipt.to is not None else None,
-        "cumulativeGasUsed": hex(receipt.cumulative_gas_used),
-        "gasUsed": hex(receipt.gas_used),
-        "effectiveGasPrice": hex(receipt.effective_gas_price),
-        "contractAddress": "0x" + receipt.contract_address.hex() if receipt.contract_address is not None else None,
-        "logs": [
-            {
-                "address": "0x" + log.address.hex(),
-                "topics": ["0x" + topic.hex() for topic in log.topics],
-                "data": "0x" + log.data.hex(),
-                "blockHash": block_hash_hex,
-                "blockNumber": hex(block_number),
-                "transactionHash": tx_hash,
-                "transactionIndex": hex(index),
-                "logIndex": hex(first_log_index + position),
-                "removed": False,
-            }
-            for position, log in enumerate(receipt.logs)
-        ],
-        "logsBloom": "0x" + receipt.bloom.hex(),
-        "status": hex(receipt.status),
-        "type": hex(receipt.tx_type),
-    }
 
 
 # ------------------------------------------------------------------ roots and proofs
