@@ -18,7 +18,7 @@ from chain_node.network import rpc_call
 from contracts.client import Signer
 from contracts.deploy import ConsortiumConfig, load_config
 from contracts.toolchain import PROJECT_ROOT
-from tests.backends import STARTERS, Backend
+from tests.backends import STARTERS, TEST_ACCOUNT_KEYS, Backend
 from tests.helpers import fresh_id, new_section, random_hash
 
 pytestmark = pytest.mark.timeout(300)
@@ -144,6 +144,61 @@ def test_older_blocks_state_is_read_and_called_as_it_was(net: Backend, config: C
     assert int(estimate["result"], 16) > 21_000
     future = call(net, "eth_call", [{"to": address}, hex(10**9)])
     assert future["error"]["code"] == -32001
+
+
+# ---------------------------------------------------------------------- other clients, unmodified
+
+NODE_BIN = PROJECT_ROOT / "node_modules" / ".bin"
+
+
+def test_ethers_js_deploys_sends_calls_and_reads_logs(net: Backend) -> None:
+    key = "0x" + TEST_ACCOUNT_KEYS[1]
+    script = Path(__file__).with_name("ethers_client.mjs")
+    done = subprocess.run(
+        ["node", str(script), net.rpc_urls[1], key, "0x" + _SLOT_INIT.hex()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["chainId"] == str(net.chain.chain_id)
+    assert seen["deployStatus"] == 1 and seen["setStatus"] == 1
+    assert int(seen["before"], 16) == 0 and int(seen["after"], 16) == 42
+    assert int(seen["estimate"]) > 21_000 and int(seen["maxFeePerGas"]) > 0
+    assert seen["blockHasTx"] and seen["fetchedFrom"].lower() == seen["wallet"].lower() and seen["nonce"] >= 2
+    assert seen["logs"] == 0  # the slot contract emits none; the filter itself must be answered
+
+
+def test_foundry_cast_reads_and_sends(net: Backend) -> None:
+    url = net.rpc_urls[2]
+
+    def cast(*args: str) -> str:
+        done = subprocess.run(
+            [str(NODE_BIN / "cast"), *args, "--rpc-url", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(PROJECT_ROOT / "build"), "FOUNDRY_DISABLE_NIGHTLY_WARNING": "1"},
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert int(cast("chain-id")) == net.chain.chain_id
+    assert int(cast("block-number")) >= 1
+    sender = Account.from_key("0x" + TEST_ACCOUNT_KEYS[0]).address
+    assert int(cast("balance", sender)) > 0
+    receiver = Account.create().address
+    sent = json.loads(
+        cast("send", "--private-key", "0x" + TEST_ACCOUNT_KEYS[0], receiver, "--value", "12345", "--json")
+    )
+    assert int(sent["status"], 16) == 1
+    assert int(cast("balance", receiver)) == 12345
+    assert cast("receipt", sent["transactionHash"], "status") in ("true", "1", "1 (success)")
+    assert cast("code", receiver) == "0x"
+    assert int(cast("nonce", sender)) >= 1
+    assert json.loads(cast("rpc", "jz_status"))["head"].startswith("0x")
 
 
 def test_every_validator_serves_the_same_chain(net: Backend) -> None:
