@@ -38,12 +38,17 @@ EMPTY_UNCLES = keccak(bytes.fromhex("c0"))
 # ---------------------------------------------------------------------- stored receipt records
 
 
-def receipt_record(receipt: Receipt) -> bytes:
+def receipt_record(receipt: Receipt, first_log_index: int) -> bytes:
     """What the node stores per receipt: its consensus encoding (status, cumulative gas, bloom, logs)
-    plus the fields RPC answers need that consensus does not cover."""
+    plus what RPC answers need besides (so that answering needs neither the block nor its other
+    receipts): the transaction's hash, sender and recipient, and the block-wide index of its first log."""
     return json.dumps(
         {
             "encoded": receipt.encode().hex(),
+            "txHash": receipt.tx_hash.hex(),
+            "from": receipt.sender.hex(),
+            "to": receipt.to.hex() if receipt.to is not None else None,
+            "firstLogIndex": first_log_index,
             "gasUsed": receipt.gas_used,
             "effectiveGasPrice": receipt.effective_gas_price,
             "contractAddress": receipt.contract_address.hex() if receipt.contract_address else None,
@@ -120,34 +125,33 @@ def block_json(node: Validator, block: Block, full: bool, size: int) -> dict[str
     }
 
 
-def log_json(block: Block, tx_index: int, log_index: int, stored_log: list[Any]) -> dict[str, Any]:
+def log_json(header: Header, tx_hash: str, tx_index: int, log_index: int, stored_log: list[Any]) -> dict[str, Any]:
     """One stored log (`[address, topics, data]` in hex) in the shape receipts and eth_getLogs answer."""
     address, topics, data = stored_log
     return {
         "address": "0x" + address,
         "topics": ["0x" + t for t in topics],
         "data": "0x" + data,
-        "blockNumber": _q(block.header.number),
-        "blockHash": _d(block.header.hash()),
-        "transactionHash": _d(block.transactions[tx_index].hash),
+        "blockNumber": _q(header.number),
+        "blockHash": _d(header.hash()),
+        "transactionHash": "0x" + tx_hash,
         "transactionIndex": _q(tx_index),
         "logIndex": _q(log_index),
         "removed": False,
     }
 
 
-def receipt_json(block: Block, index: int, record: dict[str, Any], first_log_index: int) -> dict[str, Any]:
-    header = block.header
-    tx = block.transactions[index]
-    block_hash = _d(header.hash())
-    logs = [log_json(block, index, first_log_index + n, stored) for n, stored in enumerate(record["logs"])]
+def receipt_json(header: Header, index: int, record: dict[str, Any]) -> dict[str, Any]:
+    first = record["firstLogIndex"]
+    tx_hash = record["txHash"]
+    logs = [log_json(header, tx_hash, index, first + n, stored) for n, stored in enumerate(record["logs"])]
     return {
-        "transactionHash": _d(tx.hash),
+        "transactionHash": "0x" + tx_hash,
         "transactionIndex": _q(index),
-        "blockHash": block_hash,
+        "blockHash": _d(header.hash()),
         "blockNumber": _q(header.number),
-        "from": _addr(tx.sender),
-        "to": _addr(tx.to) if tx.to is not None else None,
+        "from": "0x" + record["from"],
+        "to": ("0x" + record["to"]) if record["to"] else None,
         "cumulativeGasUsed": _q(record["cumulativeGasUsed"]),
         "gasUsed": _q(record["gasUsed"]),
         "effectiveGasPrice": _q(record["effectiveGasPrice"]),
@@ -243,10 +247,6 @@ def _tx_location(node: Validator, tx_hash: bytes) -> tuple[Block, int] | None:
     return found[0], location[1]
 
 
-def _first_log_index(records: list[dict[str, Any]], index: int) -> int:
-    return sum(len(r["logs"]) for r in records[:index])
-
-
 # ---------------------------------------------------------------------- call arguments
 
 
@@ -320,12 +320,12 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
     def get_transaction_receipt(params: list[Any]) -> dict[str, Any] | None:
         rpc.check_arity(params, 1)
         tx_hash = rpc.hash32(rpc.param(params, 0, "hash"), "hash")
-        located = _tx_location(node, tx_hash)
-        if located is None:
+        location = node.store.tx_location(tx_hash)
+        header = node.header_at(location[0]) if location is not None else None
+        stored = node.store.receipt(*location) if location is not None else None
+        if header is None or stored is None or location is None:
             return None
-        block, index = located
-        records = [_record(r) for r in node.store.receipts(block.header.number)]
-        return receipt_json(block, index, records[index], _first_log_index(records, index))
+        return receipt_json(header, location[1], _record(stored))
 
     def send_raw_transaction(params: list[Any]) -> str:
         rpc.check_arity(params, 1)
@@ -450,7 +450,6 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
             if header is None or header.logs_bloom == b"\x00" * 256:
                 continue
             records = [_record(r) for r in node.store.receipts(number)]
-            block: Block | None = None
             log_index = 0
             for tx_index, record in enumerate(records):
                 for stored in record["logs"]:
@@ -460,9 +459,7 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
                         for i, wanted in enumerate(topics)
                     )
                     if matches:
-                        if block is None:
-                            block = _block(node, number)[0]  # type: ignore[index]
-                        found.append(log_json(block, tx_index, log_index, stored))
+                        found.append(log_json(header, record["txHash"], tx_index, log_index, stored))
                         if len(found) > MAX_LOGS:
                             raise RpcError(rpc.LIMIT_EXCEEDED, f"more than {MAX_LOGS} logs; narrow the filter")
                     log_index += 1

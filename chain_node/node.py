@@ -429,7 +429,11 @@ class Validator:
             result = self._execute(block)
             if result.state_root != block.header.state_root:
                 raise InvalidBlock("final block executes to another state root")
-        records = [api.receipt_record(r) for r in result.receipts]
+        records = []
+        logs_before = 0
+        for receipt in result.receipts:
+            records.append(api.receipt_record(receipt, logs_before))
+            logs_before += len(receipt.logs)
         payload = block.encode()
         self.store.put_block(
             block.header.number,

@@ -224,6 +224,12 @@ class Store:
         rows = self._db.execute("SELECT record FROM receipts WHERE number = ? ORDER BY tx_index", (number,)).fetchall()
         return [bytes(row[0]) for row in rows]
 
+    def receipt(self, number: int, tx_index: int) -> bytes | None:
+        row = self._db.execute(
+            "SELECT record FROM receipts WHERE number = ? AND tx_index = ?", (number, tx_index)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         row = self._db.execute("SELECT number, tx_index FROM tx_locations WHERE tx_hash = ?", (tx_hash,)).fetchone()
         return (int(row[0]), int(row[1])) if row else None
