@@ -26,9 +26,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import rlp
-
 from chain_node.consensus.crypto import DIGEST_LENGTH, SIGNATURE_LENGTH, keccak, recover, sign
+from chain_node.trie import RlpItem, int_to_rlp_bytes, rlp_decode, rlp_encode
 
 MESSAGE_DOMAIN = b"jianzheng qbft message"
 MAX_INT_BYTES = 8
@@ -130,21 +129,25 @@ def message_code(body: Body) -> MessageCode:
     return MessageCode.ROUND_CHANGE
 
 
-def _body_fields(body: Body) -> list[Any]:
-    code = int(message_code(body))
+def _body_fields(body: Body) -> list[RlpItem]:
+    head: list[RlpItem] = [
+        int_to_rlp_bytes(int(message_code(body))),
+        int_to_rlp_bytes(body.height),
+        int_to_rlp_bytes(body.round),
+    ]
     if isinstance(body, Proposal | Prepare):
-        return [code, body.height, body.round, body.digest]
+        return [*head, body.digest]
     if isinstance(body, Commit):
-        return [code, body.height, body.round, body.digest, body.seal]
-    prepared: list[Any] = []
+        return [*head, body.digest, body.seal]
+    prepared: list[RlpItem] = []
     if body.prepared_round is not None and body.prepared_digest is not None:
-        prepared = [body.prepared_round, body.prepared_digest]
-    return [code, body.height, body.round, prepared]
+        prepared = [int_to_rlp_bytes(body.prepared_round), body.prepared_digest]
+    return [*head, prepared]
 
 
 def signing_hash(body: Body) -> bytes:
     """The digest a sender signs: domain-separated from commit seals and from Ethereum transactions."""
-    return keccak(MESSAGE_DOMAIN + rlp.encode(_body_fields(body)))
+    return keccak(MESSAGE_DOMAIN + rlp_encode(_body_fields(body)))
 
 
 def sign_body(private_key: bytes, body: B) -> Signed[B]:
@@ -153,31 +156,29 @@ def sign_body(private_key: bytes, body: B) -> Signed[B]:
 
 
 def encode_message(message: Message) -> bytes:
-    return bytes(
-        rlp.encode(
-            [
-                _signed_fields(message.signed),
-                message.payload,
-                [_signed_fields(s) for s in message.round_changes],
-                [_signed_fields(s) for s in message.prepares],
-            ]
-        )
+    return rlp_encode(
+        [
+            _signed_fields(message.signed),
+            message.payload,
+            [_signed_fields(s) for s in message.round_changes],
+            [_signed_fields(s) for s in message.prepares],
+        ]
     )
 
 
-def _signed_fields(signed: Signed[Any]) -> list[Any]:
+def _signed_fields(signed: Signed[Any]) -> list[RlpItem]:
     return [_body_fields(signed.body), signed.signature]
 
 
 def encode_signed(signed: Signed[Any]) -> bytes:
     """One signed body on its own (used for the persisted prepared certificate)."""
-    return bytes(rlp.encode(_signed_fields(signed)))
+    return rlp_encode(_signed_fields(signed))
 
 
 def decode_signed(data: bytes, kind: type[B]) -> Signed[B]:
     """Inverse of `encode_signed` for a body of the given kind; raises DecodeError."""
     try:
-        item = rlp.decode(data, strict=True)
+        item = rlp_decode(data)
     except Exception as exc:
         raise DecodeError(f"not RLP: {exc}") from exc
     return _signed_of(kind, item)
@@ -189,7 +190,7 @@ def decode_signed(data: bytes, kind: type[B]) -> Signed[B]:
 def decode_message(data: bytes) -> Message:
     """Parse a wire message; raises DecodeError for anything malformed. Signatures are checked by the caller."""
     try:
-        item = rlp.decode(data, strict=True)
+        item = rlp_decode(data)
     except Exception as exc:  # rlp raises its own DecodingError hierarchy, and others on odd input
         raise DecodeError(f"not RLP: {exc}") from exc
     top = _list(item, 4, "message")
