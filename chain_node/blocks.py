@@ -11,6 +11,7 @@ part of it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,10 @@ class Log:
         return [self.address, list(self.topics), self.data]
 
 
+@functools.lru_cache(maxsize=65_536)
 def _bloom_bits(item: bytes) -> tuple[int, int, int]:
+    """The three bloom bits of an address or topic; cached, since a contract's address and event
+    topics recur in almost every receipt."""
     digest = keccak(item)
     return (
         ((digest[0] << 8) | digest[1]) & 2047,
