@@ -9,8 +9,10 @@ chain with probabilistic finality can ask for `confirmations`.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,7 @@ from contracts.records import (
     GuaranteeTerms,
     Member,
     Objection,
+    OpeningOutcome,
     Proposal,
     ProposalKind,
     Role,
@@ -78,6 +81,25 @@ class TxResult:
 
     def events_named(self, name: str) -> list[Event]:
         return [event for event in self.events if event.name == name]
+
+
+@dataclass(frozen=True)
+class SignedTx:
+    """A transaction signed locally and not yet sent (`Chain.sign_call`): its hash is already known."""
+
+    tx_hash: str
+    raw: str
+    tx: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """A decoded event with where it was anchored: transaction, block number and block hash."""
+
+    event: Event
+    tx_hash: str
+    block_number: int
+    block_hash: str
 
 
 @dataclass
@@ -218,9 +240,7 @@ class Chain:
         tx.update(self._fees())
         with signer._lock:
             chain = self.identity
-            if chain not in signer._next_nonce:
-                signer._next_nonce[chain] = int(self.w3.eth.get_transaction_count(signer.account.address, "pending"))
-            tx["nonce"] = signer._next_nonce[chain]
+            tx["nonce"] = self._next_nonce(signer, chain)
             signed = signer.account.sign_transaction(tx)
             try:
                 tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
@@ -229,6 +249,12 @@ class Chain:
                 raise errors.TransactionFailed(f"node refused the transaction: {error}") from error
             signer._next_nonce[chain] += 1
         return self.wait(tx_hash.to_0x_hex(), tx)
+
+    def _next_nonce(self, signer: Signer, chain: bytes) -> int:
+        """The signer's next nonce on this chain (read from the node the first time); caller holds its lock."""
+        if chain not in signer._next_nonce:
+            signer._next_nonce[chain] = int(self.w3.eth.get_transaction_count(signer.account.address, "pending"))
+        return signer._next_nonce[chain]
 
     def wait(self, tx_hash: str, replay: dict[str, Any] | None = None) -> TxResult:
         """Wait for a transaction to be final; a mined revert is replayed to name its error."""
@@ -271,6 +297,160 @@ class Chain:
             return {"gasPrice": int(self.w3.eth.gas_price)}
         priority = int(self.w3.eth.max_priority_fee)
         return {"maxFeePerGas": 2 * int(base_fee) + priority, "maxPriorityFeePerGas": priority}
+
+    # -------------------------------------------------------------- batches (many at once)
+
+    def rpc_batch(self, calls: Sequence[tuple[str, list[Any]]], chunk: int = 500) -> list[dict[str, Any]]:
+        """Send JSON-RPC calls as batch requests; the raw answers (`result` or `error`) in call order.
+
+        One HTTP round trip per `chunk` calls instead of one per call: what makes bulk lookups and
+        pipelined sends fast. A transport failure raises `errors.TransactionFailed`.
+        """
+        answers: list[dict[str, Any]] = []
+        for offset in range(0, len(calls), chunk):
+            part = calls[offset : offset + chunk]
+            body = json.dumps(
+                [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(part)]
+            ).encode()
+            request = urllib.request.Request(self.rpc_url, data=body, headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    raw = json.loads(response.read())
+            except (OSError, ValueError) as error:
+                raise errors.TransactionFailed(f"batch request to {self.rpc_url} failed: {error}") from error
+            if not isinstance(raw, list):
+                raise errors.TransactionFailed(f"batch request refused: {raw}")
+            by_id = {answer.get("id"): answer for answer in raw if isinstance(answer, dict)}
+            answers.extend(by_id.get(i, {"error": {"message": "no answer"}}) for i in range(len(part)))
+        return answers
+
+    def sign_call(
+        self, signer: Signer, to: str, data: bytes, *, gas: int, fees: dict[str, int] | None = None
+    ) -> SignedTx:
+        """Sign a contract call locally with the signer's next nonce, without sending it.
+
+        Its hash is known before it is sent, so a caller can record where a fact will be anchored
+        and then send many such transactions at once with `send_many`.
+        """
+        tx: dict[str, Any] = {
+            "from": signer.address,
+            "to": to_checksum_address(to),
+            "data": HexBytes(data),
+            "value": 0,
+            "gas": gas,
+            "chainId": self.chain_id,
+        }
+        tx.update(fees if fees is not None else self._fees())
+        with signer._lock:
+            chain = self.identity
+            tx["nonce"] = self._next_nonce(signer, chain)
+            signed = signer.account.sign_transaction(tx)
+            signer._next_nonce[chain] += 1
+        return SignedTx(HexBytes(signed.hash).to_0x_hex(), HexBytes(signed.raw_transaction).to_0x_hex(), tx)
+
+    def send_many(self, signed: Sequence[SignedTx]) -> list[TxResult]:
+        """Send pre-signed transactions in batches and wait until all are final, polling in batches.
+
+        Returns their results in order. A send the node refuses raises `TransactionFailed`; a mined
+        revert raises its contract error (replayed on the parent block, as `send` does).
+        """
+        self.send_raw_many(signed)
+        return self.wait_many(signed)
+
+    def send_raw_many(self, signed: Sequence[SignedTx]) -> None:
+        """Send pre-signed transactions in batches, without waiting; `TransactionFailed` if any is refused.
+
+        A node accepts a sender's transactions only a few nonces ahead of what it has seen: send each
+        sender's transactions in nonce order, to one node.
+        """
+        answers = self.rpc_batch([("eth_sendRawTransaction", [tx.raw]) for tx in signed])
+        refused = [(tx, a["error"]) for tx, a in zip(signed, answers, strict=True) if "error" in a]
+        if refused:
+            raise errors.TransactionFailed(f"node refused {len(refused)} transaction(s), first: {refused[0][1]}")
+
+    def wait_many(self, signed: Sequence[SignedTx]) -> list[TxResult]:
+        """Wait until sent transactions are all final; their results in order (reverts raised, named)."""
+        receipts: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + self.timeout
+        while len(receipts) < len(signed):
+            waiting = [tx.tx_hash for tx in signed if tx.tx_hash not in receipts]
+            # Probe with the last transaction until it is final: it is mined after the others of its
+            # sender, so a whole batch is not polled once per interval while it waits for a block.
+            probe = self.rpc_batch([("eth_getTransactionReceipt", [waiting[-1]])])[0]
+            if not probe.get("result") and len(waiting) > 1:
+                waiting = []
+            for tx_hash, answer in zip(
+                waiting, self.rpc_batch([("eth_getTransactionReceipt", [h]) for h in waiting]), strict=True
+            ):
+                if answer.get("result"):
+                    receipts[tx_hash] = answer["result"]
+            if len(receipts) < len(signed):
+                if time.monotonic() > deadline:
+                    raise errors.TransactionFailed(f"{len(signed) - len(receipts)} transaction(s) not final")
+                time.sleep(self.poll_interval)
+        results = []
+        for tx in signed:
+            receipt = receipts[tx.tx_hash]
+            if int(receipt["status"], 16) != 1:
+                # As in `wait`: replay on the parent state to name the error, else on the head.
+                for block in (int(receipt["blockNumber"], 16) - 1, "latest"):
+                    try:
+                        self.call(tx.tx["to"], bytes(tx.tx["data"]), tx.tx["from"], block)
+                    except Web3RPCError:
+                        continue
+                    break
+                raise errors.UnknownRevert({"tx_hash": tx.tx_hash})
+            logs = [
+                {
+                    "topics": [HexBytes(t) for t in log["topics"]],
+                    "data": HexBytes(log["data"]),
+                    "address": log["address"],
+                    "logIndex": int(log["logIndex"], 16),
+                }
+                for log in receipt["logs"]
+            ]
+            results.append(
+                TxResult(
+                    tx_hash=tx.tx_hash,
+                    block_number=int(receipt["blockNumber"], 16),
+                    block_hash=str(receipt["blockHash"]),
+                    gas_used=int(receipt["gasUsed"], 16),
+                    events=self.decode_logs(logs),
+                )
+            )
+        return results
+
+    def logs(
+        self,
+        address: str,
+        topics: Sequence[Any],
+        from_block: int = 0,
+        to_block: int | None = None,
+        window: int = 10_000,
+    ) -> list[LoggedEvent]:
+        """Decoded logs of one contract matching `topics`, in windows a node's range limit accepts."""
+        last = self.block_number() if to_block is None else to_block
+        found: list[LoggedEvent] = []
+        for start in range(from_block, last + 1, window):
+            raw = self.w3.eth.get_logs(
+                {
+                    "address": to_checksum_address(address),
+                    "fromBlock": start,
+                    "toBlock": min(start + window - 1, last),
+                    "topics": list(topics),
+                }
+            )
+            for log in raw:
+                for event in self.decode_logs([log]):
+                    found.append(
+                        LoggedEvent(
+                            event,
+                            HexBytes(log["transactionHash"]).to_0x_hex(),
+                            int(log["blockNumber"]),
+                            HexBytes(log["blockHash"]).to_0x_hex(),
+                        )
+                    )
+        return found
 
     def deploy(self, signer: Signer, name: str, *args: Any) -> tuple[str, TxResult]:
         """Deploy the compiled contract `name` with constructor `args`; returns its address."""
@@ -522,6 +702,68 @@ class TenderRegistryClient(_Registry):
     def bond_releasable(self, section_id: bytes, bidder: str) -> bool:
         return bool(self._view("bondReleasable", section_id, bidder))
 
+    def record_outcomes(self, signer: Signer, section_id: bytes, outcomes: Sequence[OpeningOutcome]) -> TxResult:
+        """Record many bids' decryption outcomes in one transaction (keep it to a few hundred per call)."""
+        encoded = [(to_checksum_address(o.bidder), int(o.status), o.hash) for o in outcomes]
+        return self._transact(signer, "recordOutcomes", section_id, encoded)
+
+    def publish_decryption_shares(self, signer: Signer, section_id: bytes, shares_hash: bytes) -> TxResult:
+        return self._transact(signer, "publishDecryptionShares", section_id, shares_hash)
+
+    def report_early_access(self, signer: Signer, section_id: bytes, evidence_hash: bytes) -> TxResult:
+        return self._transact(signer, "reportEarlyAccess", section_id, evidence_hash)
+
+    def decryption_shares_hash(self, section_id: bytes, witness: str) -> bytes:
+        """The hash of the decryption shares `witness` anchored for the section (zeros if none)."""
+        return bytes(self._view("decryptionSharesOf", section_id, witness))
+
+    def early_access_attempts(self, section_id: bytes) -> int:
+        return int(self._view("earlyAccessAttemptsOf", section_id))
+
+    def live_commitments(self, section_id: bytes, from_block: int = 0) -> dict[str, bytes]:
+        """Every live bid's commitment by bidder (checksummed), folded from the section's bid events.
+
+        One raw log query, read by hand (the bidder is the second topic and the commitment the first
+        data word of BidCommitted and BidReplaced): an opening of a thousand bids needs no more.
+        """
+        names = ("BidCommitted", "BidReplaced", "BidWithdrawn")
+        topics = {
+            "0x" + keccak(text=abi_signature(item)).hex(): item["name"]
+            for item in self._contract.abi
+            if item.get("type") == "event" and item["name"] in names
+        }
+        query = {
+            "address": self.address,
+            "fromBlock": hex(from_block),
+            "toBlock": "latest",
+            "topics": [list(topics), "0x" + section_id.hex()],
+        }
+        response = self.chain.w3.provider.make_request("eth_getLogs", [query])  # type: ignore[arg-type]
+        if "error" in response:
+            raise errors.TransactionFailed(f"eth_getLogs failed: {response['error']}")
+        logs = sorted(response["result"], key=lambda log: (int(log["blockNumber"], 16), int(log["logIndex"], 16)))
+        live: dict[str, bytes] = {}
+        for log in logs:
+            bidder = to_checksum_address("0x" + log["topics"][2][-40:])
+            if topics[log["topics"][0]] == "BidWithdrawn":
+                live.pop(bidder, None)
+            else:
+                live[bidder] = bytes.fromhex(log["data"][2:66])
+        return live
+
+
+def _terms_tuple(terms: GuaranteeTerms) -> tuple[Any, ...]:
+    """`GuaranteeTerms` as the ABI tuple `issue` takes."""
+    return (
+        terms.section_ref,
+        terms.sealed_ref,
+        to_checksum_address(terms.applicant),
+        to_checksum_address(terms.beneficiary),
+        terms.amount,
+        terms.valid_until,
+        terms.letter_hash,
+    )
+
 
 class GuaranteeRegistryClient(_Registry):
     """Electronic bid guarantees from issue to claim, payout, release, cancellation or expiry."""
@@ -529,19 +771,26 @@ class GuaranteeRegistryClient(_Registry):
     contract_name = "GuaranteeRegistry"
 
     def issue(self, signer: Signer, guarantee_id: bytes, terms: GuaranteeTerms) -> TxResult:
-        encoded = (
-            terms.section_ref,
-            terms.sealed_ref,
-            to_checksum_address(terms.applicant),
-            to_checksum_address(terms.beneficiary),
-            terms.amount,
-            terms.valid_until,
-            terms.letter_hash,
-        )
-        return self._transact(signer, "issue", guarantee_id, encoded)
+        return self._transact(signer, "issue", guarantee_id, _terms_tuple(terms))
 
     def cancel(self, signer: Signer, guarantee_id: bytes) -> TxResult:
         return self._transact(signer, "cancel", guarantee_id)
+
+    def sign_issue(
+        self,
+        signer: Signer,
+        guarantee_id: bytes,
+        terms: GuaranteeTerms,
+        *,
+        gas: int = 200_000,
+        fees: dict[str, int] | None = None,
+    ) -> SignedTx:
+        """An `issue` transaction signed but not sent, for pipelined issuing with `Chain.send_many`.
+
+        Without gas estimation a revert shows only once mined; `send_many` then names the error.
+        """
+        data = bytes(HexBytes(self._contract.encode_abi("issue", args=[guarantee_id, _terms_tuple(terms)])))
+        return self.chain.sign_call(signer, self.address, data, gas=gas, fees=fees)
 
     def release(self, signer: Signer, guarantee_id: bytes, section_id: bytes = ZERO32) -> TxResult:
         return self._transact(signer, "release", guarantee_id, section_id)

@@ -203,3 +203,13 @@ class Claim:
     evidence_hash: bytes
     paid_amount: int
     payment_ref: bytes
+
+
+@dataclass(frozen=True)
+class OpeningOutcome:
+    """One bid's decryption outcome for `TenderRegistry.recordOutcomes`: OPENED with the announced fields'
+    hash, or one of the two DECRYPTION_FAILED statuses with the failure's evidence hash."""
+
+    bidder: str
+    status: BidStatus
+    hash: bytes

@@ -96,6 +96,13 @@ contract TenderRegistry is ITenderRegistry {
         bytes32 announcedHash;
     }
 
+    /// @notice One bid's decryption outcome, for recording a whole opening in a few transactions.
+    struct Outcome {
+        address bidder;
+        BidStatus status; // Opened, DecryptionFailedBidderCaused or DecryptionFailedNotBidderCaused
+        bytes32 hash; // the announced fields' hash if opened, else the failure's evidence hash
+    }
+
     struct Objection {
         address bidder;
         bytes32 objectionHash;
@@ -111,6 +118,8 @@ contract TenderRegistry is ITenderRegistry {
     mapping(bytes32 sectionId => bytes) private _openingKeys;
     mapping(bytes32 sectionId => mapping(address bidder => Bid)) private _bids;
     mapping(bytes32 sectionId => mapping(uint256 objectionId => Objection)) private _objections;
+    mapping(bytes32 sectionId => mapping(address witness => bytes32)) private _decryptionShares;
+    mapping(bytes32 sectionId => uint256) private _earlyAccessAttempts;
 
     /// @notice The caller lacks the role the action needs.
     error TenderRegistryUnauthorized(address account, uint256 role);
@@ -173,6 +182,12 @@ contract TenderRegistry is ITenderRegistry {
     error TenderRegistryObjectionAnswered(bytes32 sectionId, uint256 objectionId);
     /// @notice The winner's signature of the contract, or refusal, is already recorded.
     error TenderRegistrySigningRecorded(bytes32 sectionId);
+    /// @notice This witness has already published its decryption shares for the section.
+    error TenderRegistrySharesAlreadyPublished(bytes32 sectionId, address witness);
+    /// @notice Only the section's witnesses and its agency may report an early-access attempt.
+    error TenderRegistryNotWitnessOrAgency(bytes32 sectionId, address account);
+    /// @notice A batch outcome is not one of Opened, DecryptionFailedBidderCaused, DecryptionFailedNotBidderCaused.
+    error TenderRegistryInvalidOutcome(bytes32 sectionId, address bidder, BidStatus status);
     /// @notice The guarantee registry does not point back to this registry.
     error TenderRegistryMiswired(address guaranteeRegistry, address pointsTo);
 
@@ -223,6 +238,11 @@ contract TenderRegistry is ITenderRegistry {
     event ContractSigned(bytes32 indexed sectionId, bytes32 contractHash);
     /// @notice The winner refused to sign the contract.
     event RefusalToSignRecorded(bytes32 indexed sectionId, bytes32 evidenceHash);
+    /// @notice A witness published its decryption shares for the section; `sharesHash` is the batch's hash.
+    event DecryptionSharesPublished(bytes32 indexed sectionId, address indexed witness, bytes32 sharesHash);
+    /// @notice Someone asked for a decryption share, or to read sealed bids, before the opening time;
+    /// `evidenceHash` is the hash of the request (kept off chain), `attempts` the section's count so far.
+    event EarlyAccessAttempted(bytes32 indexed sectionId, address indexed reporter, bytes32 evidenceHash, uint256 attempts);
 
     modifier onlyRole(uint256 role) {
         if (!_consortium.hasRole(msg.sender, role)) revert TenderRegistryUnauthorized(msg.sender, role);
@@ -384,14 +404,7 @@ contract TenderRegistry is ITenderRegistry {
 
     /// @notice Record, as agency, that a bid was decrypted, with the hash of its announced fields.
     function recordBidOpened(bytes32 sectionId, address bidder, bytes32 announcedHash) external {
-        Section storage section = _openingSection(sectionId);
-        if (announcedHash == bytes32(0)) revert TenderRegistryZeroValue("announcedHash");
-        Bid storage bid = _liveBid(sectionId, bidder, BidStatus.Committed);
-        bid.phase = BidStatus.Opened;
-        bid.announcedHash = announcedHash;
-        section.outcomes += 1;
-        section.openedBids += 1;
-        emit BidOpened(sectionId, bidder, announcedHash);
+        _recordOpened(sectionId, _openingSection(sectionId), bidder, announcedHash);
     }
 
     /// @notice Record, as agency, that a bid failed to decrypt and whether the bidder caused it.
@@ -400,13 +413,53 @@ contract TenderRegistry is ITenderRegistry {
     function recordDecryptionFailure(bytes32 sectionId, address bidder, bool bidderCaused, bytes32 evidenceHash)
         external
     {
+        _recordFailure(sectionId, _openingSection(sectionId), bidder, bidderCaused, evidenceHash);
+    }
+
+    /// @notice Record, as agency, the decryption outcomes of many bids at once (same rules and events as
+    /// `recordBidOpened` and `recordDecryptionFailure`), so that a large opening needs few transactions.
+    function recordOutcomes(bytes32 sectionId, Outcome[] calldata outcomes) external {
         Section storage section = _openingSection(sectionId);
+        uint256 count = outcomes.length;
+        for (uint256 i = 0; i < count; ++i) {
+            Outcome calldata outcome = outcomes[i];
+            BidStatus status = outcome.status;
+            if (status == BidStatus.Opened) {
+                _recordOpened(sectionId, section, outcome.bidder, outcome.hash);
+            } else if (status == BidStatus.DecryptionFailedBidderCaused || status == BidStatus.DecryptionFailedNotBidderCaused) {
+                _recordFailure(sectionId, section, outcome.bidder, status == BidStatus.DecryptionFailedBidderCaused, outcome.hash);
+            } else {
+                revert TenderRegistryInvalidOutcome(sectionId, outcome.bidder, status);
+            }
+        }
+    }
+
+    /// @notice Anchor, as one of the section's witnesses, the hash of its decryption shares, once, after
+    /// the opening time and while the opening is under way. The shares themselves stay off chain.
+    function publishDecryptionShares(bytes32 sectionId, bytes32 sharesHash) external {
+        Section storage section = _existingSection(sectionId);
+        if (_witnessState[sectionId][msg.sender] == 0) revert TenderRegistryNotWitness(sectionId, msg.sender);
+        _checkAfterDeadline(sectionId, section);
+        if (section.status != SectionStatus.Bidding) revert TenderRegistryInvalidSectionStatus(sectionId, section.status);
+        if (sharesHash == bytes32(0)) revert TenderRegistryZeroValue("sharesHash");
+        if (_decryptionShares[sectionId][msg.sender] != bytes32(0)) {
+            revert TenderRegistrySharesAlreadyPublished(sectionId, msg.sender);
+        }
+        _decryptionShares[sectionId][msg.sender] = sharesHash;
+        emit DecryptionSharesPublished(sectionId, msg.sender, sharesHash);
+    }
+
+    /// @notice Anchor, as a witness of the section or its agency, an attempt to get a decryption share or
+    /// to read sealed bids early (at any time); the regulator reads these events.
+    function reportEarlyAccess(bytes32 sectionId, bytes32 evidenceHash) external {
+        Section storage section = _existingSection(sectionId);
+        if (_witnessState[sectionId][msg.sender] == 0 && section.agency != msg.sender) {
+            revert TenderRegistryNotWitnessOrAgency(sectionId, msg.sender);
+        }
         if (evidenceHash == bytes32(0)) revert TenderRegistryZeroValue("evidenceHash");
-        Bid storage bid = _liveBid(sectionId, bidder, BidStatus.Committed);
-        bid.phase = bidderCaused ? BidStatus.DecryptionFailedBidderCaused : BidStatus.DecryptionFailedNotBidderCaused;
-        bid.announcedHash = evidenceHash;
-        section.outcomes += 1;
-        emit BidDecryptionFailed(sectionId, bidder, bidderCaused, evidenceHash);
+        uint256 attempts = _earlyAccessAttempts[sectionId] + 1;
+        _earlyAccessAttempts[sectionId] = attempts;
+        emit EarlyAccessAttempted(sectionId, msg.sender, evidenceHash, attempts);
     }
 
     /// @notice Record, as agency, that a bidder withdrew its bid after the deadline (before the award).
@@ -620,6 +673,16 @@ contract TenderRegistry is ITenderRegistry {
         return objection;
     }
 
+    /// @notice The hash of the decryption shares `witness` published for the section (zero if none yet).
+    function decryptionSharesOf(bytes32 sectionId, address witness) external view returns (bytes32) {
+        return _decryptionShares[sectionId][witness];
+    }
+
+    /// @notice How many early-access attempts have been reported for the section.
+    function earlyAccessAttemptsOf(bytes32 sectionId) external view returns (uint256) {
+        return _earlyAccessAttempts[sectionId];
+    }
+
     /// @notice Whether the witnesses' quorum has attested the section's opening record.
     function isWitnessed(bytes32 sectionId) external view returns (bool) {
         Section storage section = _sections[sectionId];
@@ -683,6 +746,31 @@ contract TenderRegistry is ITenderRegistry {
     function _checkAfterDeadline(bytes32 sectionId, Section storage section) private view {
         uint256 openingTime = section.openingTime;
         if (block.timestamp < openingTime) revert TenderRegistryBeforeOpening(sectionId, openingTime, block.timestamp);
+    }
+
+    function _recordOpened(bytes32 sectionId, Section storage section, address bidder, bytes32 announcedHash) private {
+        if (announcedHash == bytes32(0)) revert TenderRegistryZeroValue("announcedHash");
+        Bid storage bid = _liveBid(sectionId, bidder, BidStatus.Committed);
+        bid.phase = BidStatus.Opened;
+        bid.announcedHash = announcedHash;
+        section.outcomes += 1;
+        section.openedBids += 1;
+        emit BidOpened(sectionId, bidder, announcedHash);
+    }
+
+    function _recordFailure(
+        bytes32 sectionId,
+        Section storage section,
+        address bidder,
+        bool bidderCaused,
+        bytes32 evidenceHash
+    ) private {
+        if (evidenceHash == bytes32(0)) revert TenderRegistryZeroValue("evidenceHash");
+        Bid storage bid = _liveBid(sectionId, bidder, BidStatus.Committed);
+        bid.phase = bidderCaused ? BidStatus.DecryptionFailedBidderCaused : BidStatus.DecryptionFailedNotBidderCaused;
+        bid.announcedHash = evidenceHash;
+        section.outcomes += 1;
+        emit BidDecryptionFailed(sectionId, bidder, bidderCaused, evidenceHash);
     }
 
     function _setOpeningKey(bytes32 sectionId, Section storage section, bytes calldata openingKey) private {
