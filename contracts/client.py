@@ -240,13 +240,19 @@ class Chain:
         tx.update(self._fees())
         with signer._lock:
             chain = self.identity
-            tx["nonce"] = self._next_nonce(signer, chain)
-            signed = signer.account.sign_transaction(tx)
-            try:
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except Web3RPCError as error:
-                signer._next_nonce.pop(chain, None)  # re-read the nonce from the node next time
-                raise errors.TransactionFailed(f"node refused the transaction: {error}") from error
+            for attempt in (1, 2):
+                tx["nonce"] = self._next_nonce(signer, chain)
+                signed = signer.account.sign_transaction(tx)
+                try:
+                    tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                    break
+                except Web3RPCError as error:
+                    signer._next_nonce.pop(chain, None)  # re-read the nonce from the node next time
+                    # Another program sent from the same key meanwhile (the platform, a script): once,
+                    # take the node's nonce and sign again; any other refusal is the caller's to see.
+                    if attempt == 1 and _stale_nonce(str(error)):
+                        continue
+                    raise errors.TransactionFailed(f"node refused the transaction: {error}") from error
             signer._next_nonce[chain] += 1
         return self.wait(tx_hash.to_0x_hex(), tx)
 
@@ -463,6 +469,12 @@ class Chain:
         if address is None:
             raise errors.TransactionFailed(f"{result.tx_hash} created no contract")
         return to_checksum_address(address), result
+
+
+def _stale_nonce(message: str) -> bool:
+    """Whether a node refused a transaction for a nonce already used (anvil's and chain_node's words)."""
+    text = message.lower()
+    return "nonce too low" in text or ("nonce" in text and "is below the next nonce" in text)
 
 
 def _revert_from(error: ContractLogicError) -> errors.ContractRevert:

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -21,7 +25,14 @@ from eth_utils import to_checksum_address
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chain_node.network import NodeLayout, dev_consortium_address, lay_out, start_validator, wait_for_blocks
+from chain_node.network import (
+    NodeLayout,
+    dev_consortium_address,
+    free_ports,
+    lay_out,
+    start_validator,
+    wait_for_blocks,
+)
 from contracts.client import Chain
 from contracts.deploy import deploy, load_config
 from contracts.devnode import start_anvil
@@ -37,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chain", choices=["chain_node", "anvil"], default="chain_node")
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--folder", type=Path, default=PROJECT_ROOT / "build" / "chain", help="network files and data")
+    parser.add_argument("--platform-port", type=int, default=8000, help="the web platform's port (0: a free one)")
+    parser.add_argument("--no-platform", action="store_true", help="only the chain and the contracts")
     args = parser.parse_args(argv)
+    if args.port == 0 and args.platform_port == 8000:
+        args.platform_port = 0
 
     artifacts = compile_all()
     stop_chain: Callable[[], None]
@@ -69,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
         chain_label, logs = f"chain_node, {len(layouts)} QBFT validators (separate processes)", str(folder / "logs")
     stop = threading.Event()
+    stoppers: list[subprocess.Popen[bytes]] = []
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -99,15 +115,69 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {member['account']}  {','.join(member['roles']):18s} {member['name']}")
         print(f"  manifest      {args.out}")
         sys.stdout.flush()
+        if not args.no_platform:
+            platform = start_platform(rpc_url, args.out, args.config, args.platform_port)
+            platform_alive = platform.poll
+            stoppers.append(platform)
+        else:
+            platform_alive = lambda: None  # noqa: E731
         if not args.once:
             print("Running; press Ctrl-C to stop.", flush=True)
             while not stop.wait(1.0):
                 if not alive():
                     print("the chain stopped unexpectedly; see " + logs, file=sys.stderr)
                     return 1
+                if platform_alive() is not None:
+                    print("the platform stopped unexpectedly; see its output above", file=sys.stderr)
+                    return 1
     finally:
+        for process in stoppers:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
         stop_chain()
     return 0
+
+
+def start_platform(rpc_url: str, deployment: Path, consortium: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start the web platform (scripts/run_platform.py) on a fresh database and wait until it answers.
+
+    The chain starts empty on every run, so the platform's database does too (build/platform/).
+    """
+    folder = PROJECT_ROOT / "build" / "platform"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    port = port or free_ports(1)[0]
+    command = [
+        sys.executable,
+        str(PROJECT_ROOT / "scripts" / "run_platform.py"),
+        "--rpc-url", rpc_url,
+        "--deployment", str(deployment),
+        "--seed", str(consortium),
+        "--port", str(port),
+        "--database-url", f"sqlite:///{folder / 'jianzheng.db'}",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the platform did not start on {url}")
+        time.sleep(0.3)
+    password = os.environ.get("JIANZHENG_DEV_PASSWORD", "jianzheng-dev")
+    print(f"  platform      {url}  (log in with a member's 统一社会信用代码 as user name, password {password})")
+    sys.stdout.flush()
+    return process
 
 
 if __name__ == "__main__":

@@ -1,0 +1,135 @@
+"""Bidder pages: register for a section, upload a sealed bid, see its receipt, replace, withdraw, re-confirm."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import IO
+from urllib.parse import unquote
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, send_file, url_for
+from flask.typing import ResponseReturnValue
+
+from bidding_app import bids as service
+from bidding_app.accounts import current_user, requires
+from bidding_app.chain import gateway
+from bidding_app.db import db
+from bidding_app.errors import AlreadyRegistered, InvalidInput, NotFound
+from bidding_app.models import Bid
+from bidding_app.web import outbox_wake, wants_json
+from contracts.records import Role
+from contracts.toolchain import PROJECT_ROOT
+
+bp = Blueprint("bids", __name__)
+
+
+def incoming_folder() -> Path:
+    return Path(current_app.config["UPLOAD_FOLDER"]) / "incoming"
+
+
+RAW_FIELDS = {"commitment": "X-Commitment", "submission_key": "X-Submission-Key", "cover_kind": "X-Cover-Kind",
+              "cover_ref": "X-Cover-Ref", "guarantee_salt": "X-Guarantee-Salt"}
+
+
+def upload_parts() -> tuple[dict[str, str], IO[bytes]]:
+    """The upload's fields and envelope stream: a multipart form (field `envelope`), or the envelope as
+    the raw body (`application/octet-stream`) with the fields in X- headers (percent-encoded UTF-8).
+    The raw form is what the page's script and heavy API users send: nothing to parse, streamed to disk."""
+    if request.mimetype == "multipart/form-data":
+        upload = request.files.get("envelope")
+        if upload is None:
+            raise InvalidInput("请上传密封后的投标文件", field="envelope")
+        return {name: request.form.get(name, "") for name in RAW_FIELDS}, upload.stream
+    if request.mimetype != "application/octet-stream":
+        raise InvalidInput("密封投标文件须以 multipart/form-data 或 application/octet-stream 上传", field="envelope")
+    fields = {name: unquote(request.headers.get(header, ""), errors="strict") for name, header in RAW_FIELDS.items()}
+    return fields, request.stream
+
+
+def receive_bid(section_id: int) -> Bid:
+    """The shared body of the page's and the API's upload: parse, receive the envelope, submit."""
+    bidder = current_user().organisation
+    section = service.section_of(db.session, section_id)
+    try:
+        fields, stream = upload_parts()
+    except UnicodeDecodeError:
+        raise InvalidInput("请求头中的字段须为百分号编码的 UTF-8") from None
+    key = service.parse_submission_key(fields["submission_key"])
+    commitment = service.parse_commitment(fields["commitment"])
+    cover = None
+    if fields["cover_kind"]:
+        cover = service.parse_cover(fields["cover_kind"], fields["cover_ref"], fields["guarantee_salt"])
+    envelope = service.receive_envelope(stream, incoming_folder(), int(current_app.config["MAX_BID_BYTES"]))
+    context = service.UploadContext(key, request.remote_addr or "", request.headers.get("User-Agent", ""),
+                                    gateway().now())
+    bid = service.submit(db.session, bidder, section, cover, commitment, envelope, context)
+    outbox_wake()
+    return bid
+
+
+@bp.get("/sections/<int:section_id>/bid")
+@requires(Role.BIDDER)
+def section_page(section_id: int) -> ResponseReturnValue:
+    bidder = current_user().organisation
+    section = service.section_of(db.session, section_id)
+    return render_template("bids/section.html", section=section, chain_now=gateway().now(),
+                           opening_key=service.opening_key(db.session, section, gateway()),
+                           registration=service.registration_of(db.session, bidder, section),
+                           bid=service.bid_of(db.session, bidder, section),
+                           max_mb=int(current_app.config["MAX_BID_BYTES"]) // (1024 * 1024))
+
+
+@bp.post("/sections/<int:section_id>/register")
+@requires(Role.BIDDER)
+def register(section_id: int) -> ResponseReturnValue:
+    section = service.section_of(db.session, section_id)
+    # A second click on the form (a double submission) lands on the same page, registered once.
+    with contextlib.suppress(AlreadyRegistered):
+        service.register(db.session, current_user().organisation, section, gateway().now())
+    return redirect(url_for("bids.section_page", section_id=section.id))
+
+
+@bp.route("/sections/<int:section_id>/bid", methods=["POST", "PUT"])
+@requires(Role.BIDDER)
+def upload(section_id: int) -> ResponseReturnValue:
+    bid = receive_bid(section_id)
+    receipt = url_for("bids.receipt", bid_id=bid.id)
+    if wants_json():
+        return jsonify({"bid_id": bid.id, "receipt_url": receipt}), 201
+    return redirect(receipt)
+
+
+@bp.get("/bids/<int:bid_id>")
+@requires(Role.BIDDER)
+def receipt(bid_id: int) -> ResponseReturnValue:
+    bid = service.own_bid(db.session, current_user().organisation, bid_id)
+    return render_template("bids/receipt.html", bid=bid, chain_now=gateway().now())
+
+
+@bp.post("/bids/<int:bid_id>/withdraw")
+@requires(Role.BIDDER)
+def withdraw(bid_id: int) -> ResponseReturnValue:
+    bid = service.own_bid(db.session, current_user().organisation, bid_id)
+    key = service.parse_submission_key(request.form.get("submission_key"))
+    service.withdraw(db.session, bid, key, gateway().now())
+    outbox_wake()
+    return redirect(url_for("bids.receipt", bid_id=bid.id))
+
+
+@bp.post("/bids/<int:bid_id>/reconfirm")
+@requires(Role.BIDDER)
+def reconfirm(bid_id: int) -> ResponseReturnValue:
+    bid = service.own_bid(db.session, current_user().organisation, bid_id)
+    service.reconfirm(db.session, bid, gateway().now())
+    return redirect(url_for("bids.receipt", bid_id=bid.id))
+
+
+SEALING_JS = PROJECT_ROOT / "opening" / "static" / "sealing.js"
+
+
+@bp.get("/opening/sealing.js")
+def sealing_module() -> ResponseReturnValue:
+    """The opening module's browser sealing code, served read-only from its own folder."""
+    if not SEALING_JS.is_file():
+        raise NotFound("密封模块尚未安装")
+    return send_file(SEALING_JS, mimetype="text/javascript", max_age=300)

@@ -1,0 +1,70 @@
+"""Settings: defaults here, overridden by JIANZHENG_* / DATABASE_URL environment variables, then by the
+dict given to `create_app`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from contracts.toolchain import PROJECT_ROOT
+
+DATA = PROJECT_ROOT / "build" / "platform"
+
+
+def defaults() -> dict[str, Any]:
+    return {
+        "DATABASE_URL": f"sqlite:///{DATA / 'jianzheng.db'}",
+        "UPLOAD_FOLDER": str(DATA / "uploads"),
+        "SECRET_KEY_FILE": str(DATA / "secret.key"),
+        "KEY_ENCRYPTION_KEY": None,  # 64 hex digits; else KEY_ENCRYPTION_KEY_FILE (made once)
+        "KEY_ENCRYPTION_KEY_FILE": str(DATA / "kek.key"),
+        "RPC_URL": None,
+        "DEPLOYMENT": None,  # a manifest dict or the path of build/deployment.json
+        "CHAIN_TIMEOUT": 60.0,
+        "OUTBOX_THREAD": True,
+        "OUTBOX_POLL_INTERVAL": 0.5,
+        "MIGRATE_AT_START": True,
+        "MAX_BID_BYTES": 50 * 1024 * 1024,
+        "MAX_ATTACHMENT_BYTES": 20 * 1024 * 1024,
+        "LOGIN_MAX_FAILURES": 5,
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
+        "LOGIN_WINDOW_SECONDS": 300,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+
+
+ENVIRONMENT = {
+    "DATABASE_URL": "DATABASE_URL",
+    "JIANZHENG_UPLOAD_FOLDER": "UPLOAD_FOLDER",
+    "JIANZHENG_SECRET_KEY": "SECRET_KEY",
+    "JIANZHENG_KEY_ENCRYPTION_KEY": "KEY_ENCRYPTION_KEY",
+    "JIANZHENG_RPC_URL": "RPC_URL",
+    "JIANZHENG_DEPLOYMENT": "DEPLOYMENT",
+}
+
+
+def load(overrides: dict[str, Any] | None) -> dict[str, Any]:
+    settings = defaults()
+    for variable, name in ENVIRONMENT.items():
+        if os.environ.get(variable):
+            settings[name] = os.environ[variable]
+    settings.update(overrides or {})
+    if not settings.get("SECRET_KEY"):
+        settings["SECRET_KEY"] = _file_secret(Path(settings["SECRET_KEY_FILE"]))
+    # Flask refuses a body over this before reading it; the bid limit plus room for the form fields.
+    settings["MAX_CONTENT_LENGTH"] = max(settings["MAX_BID_BYTES"], settings["MAX_ATTACHMENT_BYTES"]) + 64 * 1024
+    return settings
+
+
+def _file_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = os.urandom(32).hex()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secret)
+    return secret

@@ -1,0 +1,364 @@
+"""Dependable chain writes: the durable outbox and its sender.
+
+A business change and the chain write it needs are committed in one database transaction
+(`enqueue`). The sender works in rounds over the open entries, in creation order:
+
+1. *pending*: estimate gas (a contract refusal fails the entry with the error's name), take the
+   organisation's next nonce, sign, and store the raw transaction and its hash (*signed*), committed
+   BEFORE anything is broadcast; then broadcast. Entries of one organisation go out in order with
+   consecutive nonces, many per round, so a burst of bids needs a few blocks, not one block per bid;
+2. wait until each sent transaction is final; store tx hash and block (*confirmed*) and apply the
+   result to the business rows, in one transaction.
+
+After a crash anywhere, a *signed* entry is resumed by its tx hash: a receipt means it landed (confirm
+it); no receipt and the nonce still free means it never left or is still in the pool (re-broadcast the
+same bytes, which can land at most once); no receipt and the nonce used by another transaction means it
+can never land (sign it again). So a crash of the app or of a node neither loses nor duplicates a write.
+One sender works at a time per database (a lease row it renews; a dead sender's lease runs out).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from eth_utils import to_checksum_address
+from flask import Flask
+from hexbytes import HexBytes
+from requests.exceptions import RequestException
+from sqlalchemy.orm import Session
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+
+from bidding_app.chain import ChainGateway
+from bidding_app.db import db
+from bidding_app.keys import KeyDecryptionFailed
+from bidding_app.models import Bid, OutboxEntry, OutboxLease, Section, Tender, now
+from contracts import errors
+from contracts.client import Chain, Deployment, _revert_from
+
+log = logging.getLogger(__name__)
+
+ROUND_SIZE = 200  # entries signed and sent before the sender waits for them to be final
+ACTIONS = ("create_tender", "add_section", "commit_bid", "replace_bid", "withdraw_bid")
+
+
+class TransientChainError(Exception):
+    """The node could not be reached or did not finish in time: try again later, in order."""
+
+
+def enqueue(session: Session, organisation_id: int, action: str, key: str, payload: dict[str, Any]) -> OutboxEntry:
+    """Add a chain write to the caller's transaction; it is sent only if that transaction commits."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown outbox action {action}")
+    entry = OutboxEntry(
+        key=key, organisation_id=organisation_id, action=action, payload=json.dumps(payload, sort_keys=True)
+    )
+    session.add(entry)
+    return entry
+
+
+def _b32(value: str) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x"))
+
+
+def encode_call(deployment: Deployment, action: str, payload: dict[str, Any]) -> tuple[str, bytes]:
+    """The contract address and calldata of an outbox entry."""
+    registry = deployment.tenders
+    if action == "create_tender":
+        args: list[Any] = [_b32(payload["tender_id"]), to_checksum_address(payload["tenderer"]),
+                           _b32(payload["details_hash"])]
+        function = "createTender"
+    elif action == "add_section":
+        terms = (
+            int(payload["opening_time"]),
+            int(payload["bid_validity_period"]),
+            int(payload["bid_bond"]),
+            int(payload["min_valid_bids"]),
+            int(payload["witness_quorum"]),
+            [to_checksum_address(w) for w in payload["witnesses"]],
+            _b32(payload["opening_key"]),
+        )
+        args, function = [_b32(payload["tender_id"]), _b32(payload["section_id"]), terms], "addSection"
+    elif action == "commit_bid":
+        args = [_b32(payload[name]) for name in
+                ("section_id", "ciphertext_hash", "guarantee_id", "guarantee_salt", "deposit_ref")]
+        function = "commitBid"
+    elif action == "replace_bid":
+        args, function = [_b32(payload["section_id"]), _b32(payload["ciphertext_hash"])], "replaceBid"
+    elif action == "withdraw_bid":
+        args, function = [_b32(payload["section_id"])], "withdrawBid"
+    else:
+        raise ValueError(f"unknown outbox action {action}")
+    contract = deployment.chain.contract("TenderRegistry", registry.address)
+    return registry.address, bytes(HexBytes(contract.encode_abi(function, args=args)))
+
+
+# ---------------------------------------------------------------- effects on the business rows
+
+
+def _bid(session: Session, payload: dict[str, Any]) -> Bid:
+    return session.get_one(Bid, int(payload["bid_id"]))
+
+
+def apply_confirmed(session: Session, entry: OutboxEntry, payload: dict[str, Any]) -> None:
+    if entry.action == "create_tender":
+        tender = session.scalars(sa.select(Tender).where(Tender.chain_id == payload["tender_id"])).one()
+        tender.chain_tx, tender.chain_block = entry.tx_hash, entry.block_number
+    elif entry.action == "add_section":
+        section = session.scalars(sa.select(Section).where(Section.chain_id == payload["section_id"])).one()
+        section.chain_tx, section.chain_block = entry.tx_hash, entry.block_number
+    else:
+        bid = _bid(session, payload)
+        bid.status = "withdrawn" if entry.action == "withdraw_bid" else "committed"
+        if entry.action != "withdraw_bid":
+            bid.commitment = payload["ciphertext_hash"]
+        bid.chain_tx, bid.chain_block, bid.error_code = entry.tx_hash, entry.block_number, None
+        bid.updated_at = now()
+
+
+def apply_failed(session: Session, entry: OutboxEntry, payload: dict[str, Any]) -> None:
+    if entry.action in ("commit_bid", "replace_bid", "withdraw_bid"):
+        bid = _bid(session, payload)
+        # A refused first commit leaves no bid; a refused replace or withdrawal leaves the committed one.
+        bid.status = "failed" if entry.action == "commit_bid" else "committed"
+        bid.error_code = entry.error_code
+        bid.updated_at = now()
+
+
+# ---------------------------------------------------------------- the sender
+
+
+class OutboxSender:
+    """Sends the entries of one app's outbox, one at a time in creation order. Run only one per database."""
+
+    def __init__(self, app: Flask, gateway: ChainGateway) -> None:
+        self.app = app
+        self.gateway = gateway
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = int(2 * float(app.config["CHAIN_TIMEOUT"])) + 30
+        self.wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # A hook the crash tests use to stop the sender between two steps.
+        self.after_step: Callable[[str, OutboxEntry], None] = lambda _step, _entry: None
+
+    # -------------------------------------------------------------- entry points
+
+    def run_once(self) -> int:
+        """Work through every open entry; returns how many reached confirmed or failed."""
+        chain, deployment = self.gateway.require()
+        done = 0
+        with self.app.app_context():
+            while self._hold_lease():
+                finished, more = self._round(chain, deployment)
+                done += finished
+                if not more:
+                    break
+        return done
+
+    def _hold_lease(self) -> bool:
+        """Take or renew the sender lease; False while another live sender holds it."""
+        moment = now()
+        with db.new_session() as session:
+            renewed = session.execute(
+                sa.update(OutboxLease)
+                .where(OutboxLease.name == "sender",
+                       sa.or_(OutboxLease.holder == self.holder, OutboxLease.expires_at < moment))
+                .values(holder=self.holder, expires_at=moment + self.lease_seconds)
+            )
+            if renewed.rowcount == 1:  # type: ignore[attr-defined]
+                session.commit()
+                return True
+            if session.get(OutboxLease, "sender") is not None:
+                return False
+            session.add(OutboxLease(name="sender", holder=self.holder, expires_at=moment + self.lease_seconds))
+            try:
+                session.commit()
+            except sa.exc.IntegrityError:
+                return False
+            return True
+
+    def start(self, poll_interval: float) -> None:
+        """Run in a daemon thread (a greenlet under gevent) until `stop`."""
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.run_once()
+                except TransientChainError as error:
+                    log.warning("outbox: chain not reachable, will retry: %s", error)
+                except Exception:
+                    log.exception("outbox: sender round failed")
+                self.wake.wait(poll_interval)
+                self.wake.clear()
+
+        self._thread = threading.Thread(target=loop, name="outbox-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    # -------------------------------------------------------------- one round
+
+    def _round(self, chain: Chain, deployment: Deployment) -> tuple[int, bool]:
+        """Sign and send every open entry that can go now (pipelined, in order per organisation), then
+        wait until each is final. Returns how many finished and whether open entries remain."""
+        with db.new_session() as session:
+            entries = session.scalars(
+                sa.select(OutboxEntry)
+                .where(OutboxEntry.status.in_(("pending", "signed")))
+                .order_by(OutboxEntry.id)
+                .limit(ROUND_SIZE)
+            ).all()
+            if not entries:
+                return 0, False
+            in_flight: list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]] = []
+            held_back: set[int] = set()  # organisations whose next write must wait for the next round
+            nonces: dict[int, int] = {}
+            fees = chain._fees()
+            finished = 0
+            try:
+                for entry in entries:
+                    if entry.organisation_id in held_back:
+                        continue
+                    payload = json.loads(entry.payload)
+                    try:
+                        to, data = encode_call(deployment, entry.action, payload)
+                        sender = self.gateway.signer_for(entry.organisation).address
+                    except (LookupError, KeyDecryptionFailed, ValueError) as error:
+                        self._fail(session, entry, payload, "OutboxEntryUnsendable", repr(error))
+                        finished += 1
+                        continue
+                    call = {"from": sender, "to": to, "data": HexBytes(data), "value": 0, "chainId": chain.chain_id}
+                    if entry.status == "signed":
+                        self._resume(session, chain, entry, call)
+                    if entry.status == "pending":
+                        outcome = self._sign(session, chain, entry, payload, call, fees, nonces,
+                                             settled=not in_flight)
+                        if outcome == "failed":
+                            finished += 1
+                            continue
+                        if outcome == "deferred" or not self._broadcast(chain, entry):
+                            held_back.add(entry.organisation_id)
+                            continue
+                    in_flight.append((entry, payload, call))
+                for entry, payload, call in in_flight:
+                    finished += self._settle(session, chain, entry, payload, call)
+            except (RequestException, OSError, errors.TransactionFailed, Web3RPCError) as error:
+                session.rollback()
+                raise TransientChainError(str(error)) from error
+            return finished, bool(held_back) or len(entries) == ROUND_SIZE
+
+    def _sign(
+        self,
+        session: Session,
+        chain: Chain,
+        entry: OutboxEntry,
+        payload: dict[str, Any],
+        call: dict[str, Any],
+        fees: dict[str, int],
+        nonces: dict[int, int],
+        *,
+        settled: bool,
+    ) -> str:
+        """Estimate, sign with the organisation's next nonce and store it; "signed", "deferred" or "failed".
+
+        A refusal at estimation is final only when nothing is in flight: otherwise the write may depend
+        on one still on its way (a bid on a section being added), so it waits for the next round.
+        """
+        signer = self.gateway.signer_for(entry.organisation)
+        tx = dict(call)
+        try:
+            estimate = int(chain.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+        except ContractLogicError as error:
+            if not settled:
+                return "deferred"
+            revert = _revert_from(error)
+            self._fail(session, entry, payload, type(revert).__name__, str(revert))
+            return "failed"
+        tx["gas"] = estimate + estimate // 5 + 10_000
+        tx.update(fees)
+        organisation = entry.organisation_id
+        if organisation not in nonces:
+            nonces[organisation] = int(chain.w3.eth.get_transaction_count(signer.account.address, "pending"))
+        tx["nonce"] = nonces[organisation]
+        nonces[organisation] += 1
+        signed = signer.account.sign_transaction(tx)
+        entry.nonce = int(tx["nonce"])
+        entry.raw_tx = HexBytes(signed.raw_transaction).to_0x_hex()
+        entry.tx_hash = HexBytes(signed.hash).to_0x_hex()
+        entry.status, entry.updated_at = "signed", now()
+        entry.attempts += 1
+        session.commit()  # durable before the transaction can exist anywhere else
+        self.after_step("signed", entry)
+        return "signed"
+
+    def _broadcast(self, chain: Chain, entry: OutboxEntry) -> bool:
+        assert entry.raw_tx is not None
+        try:
+            chain.w3.eth.send_raw_transaction(HexBytes(entry.raw_tx))
+        except Web3RPCError as error:
+            # Left signed: the next round finds out by its hash and nonce whether it can still land.
+            log.warning("outbox: node refused %s: %s", entry.tx_hash, error)
+            return False
+        self.after_step("broadcast", entry)
+        return True
+
+    def _resume(self, session: Session, chain: Chain, entry: OutboxEntry, call: dict[str, Any]) -> None:
+        """A signed entry from an earlier round or process: landed, still sendable, or never landable."""
+        assert entry.tx_hash is not None and entry.raw_tx is not None and entry.nonce is not None
+        if self._has_receipt(chain, entry.tx_hash):
+            return
+        if int(chain.w3.eth.get_transaction_count(call["from"], "latest")) > entry.nonce:
+            if not self._has_receipt(chain, entry.tx_hash):
+                # Its nonce went to another transaction: this one can never land, so sign it again.
+                entry.status, entry.raw_tx, entry.tx_hash, entry.nonce = "pending", None, None, None
+                session.commit()
+            return
+        try:
+            chain.w3.eth.send_raw_transaction(HexBytes(entry.raw_tx))
+        except Web3RPCError as error:
+            # "already known": it was sent before the crash and is waiting in the pool.
+            log.info("outbox: re-broadcast of %s answered %s", entry.tx_hash, error)
+
+    def _settle(
+        self, session: Session, chain: Chain, entry: OutboxEntry, payload: dict[str, Any], call: dict[str, Any]
+    ) -> int:
+        """Wait until the entry's transaction is final and record the outcome with its business effect."""
+        assert entry.tx_hash is not None
+        try:
+            result = chain.wait(entry.tx_hash, call)
+        except errors.ContractRevert as revert:
+            self._fail(session, entry, payload, type(revert).__name__, str(revert))
+            return 1
+        entry.status, entry.tx_hash, entry.block_number = "confirmed", result.tx_hash, result.block_number
+        entry.updated_at = now()
+        apply_confirmed(session, entry, payload)
+        session.commit()
+        return 1
+
+    @staticmethod
+    def _has_receipt(chain: Chain, tx_hash: str) -> bool:
+        try:
+            chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        except TransactionNotFound:
+            return False
+        return True
+
+    @staticmethod
+    def _fail(session: Session, entry: OutboxEntry, payload: dict[str, Any], code: str, message: str) -> None:
+        entry.status, entry.updated_at = "failed", now()
+        entry.error_code = code
+        entry.error_message = message[:2000]
+        apply_failed(session, entry, payload)
+        session.commit()

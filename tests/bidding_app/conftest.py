@@ -1,0 +1,234 @@
+"""App fixtures: a throwaway database (SQLite, and PostgreSQL when its binaries are installed), the dev
+consortium deployed on the test chain and seeded into the platform, and logged-in clients per role."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from bidding_app import create_app, outbox_sender
+from bidding_app.accounts import seed_consortium
+from bidding_app.chain import gateway
+from bidding_app.db import db
+from bidding_app.models import Organisation
+from contracts.deploy import ConsortiumConfig
+from contracts.records import Role
+from tests.backends import selected_backends
+from tests.helpers import Platform
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PASSWORD = "测试口令-Test-2026"
+KEK = "5f" * 32
+OPENING_KEY = "0x02" + "ab" * 32
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root; CI runs as root, so run its tools as the `postgres` user."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@dataclass
+class PostgresCluster:
+    folder: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
+
+    def new_database(self) -> str:
+        name = f"jz_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        return f"{self.url}/{name}"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of our own: initdb into a temporary folder, 127.0.0.1 only, stopped at the end."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip("PostgreSQL 15 binaries not installed")
+    folder = Path(tempfile.mkdtemp(prefix="jz-pg-"))
+    data = folder / "data"
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                                 "-E", "UTF8", "--locale=C"]), check=True, capture_output=True)
+    port = free_port()
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l",
+                                 str(folder / "server.log"), "-w", "start"]), check=True, capture_output=True)
+    try:
+        yield PostgresCluster(folder, port)
+    finally:
+        subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite always; PostgreSQL with the first selected chain backend only: what the database does
+    does not depend on the chain, and the whole set stays within its time budget."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'platform.db'}"
+    backend = getattr(request.node, "callspec", None) and request.node.callspec.params.get("backend")
+    if backend and backend != selected_backends()[0]:
+        pytest.skip("PostgreSQL runs with the first chain backend only")
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.new_database()
+
+
+def app_config(database_url: str, folder: Path, platform: Platform | None, **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "DATABASE_URL": database_url,
+        "UPLOAD_FOLDER": str(folder / "uploads"),
+        "SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
+        "KEY_ENCRYPTION_KEY": KEK,
+        "OUTBOX_THREAD": False,
+        "TESTING": True,
+    }
+    if platform is not None:
+        config["RPC_URL"] = platform.backend.chain.rpc_url
+        config["DEPLOYMENT"] = platform.manifest
+    config.update(extra)
+    return config
+
+
+def seeded(app: Flask, consortium: ConsortiumConfig) -> Flask:
+    with app.app_context():
+        seed_consortium(db.session, consortium, gateway().kek, PASSWORD)
+    return app
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, platform: Platform, dev_config: ConsortiumConfig) -> Iterator[Flask]:
+    """The platform on a fresh database, wired to the dev consortium deployed on the test chain."""
+    application = seeded(create_app(app_config(database_url, tmp_path, platform)), dev_config)
+    yield application
+    application.extensions["jianzheng_db"].engine.dispose()
+
+
+def csrf_of(client: FlaskClient, path: str = "/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, f"no CSRF token on {path}"
+    return found.group(1)
+
+
+def login(client: FlaskClient, username: str, password: str = PASSWORD) -> Any:
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": csrf_of(client)})
+
+
+def identifier_with(config: ConsortiumConfig, role: Role, index: int = 0) -> str:
+    """The user name (identifier) of the index-th member whose roles include `role`."""
+    return config.with_role(role)[index].identifier
+
+
+@dataclass
+class Clients:
+    app: Flask
+    config: ConsortiumConfig
+
+    def logged_in(self, role: Role, index: int = 0) -> FlaskClient:
+        client = self.app.test_client()
+        response = login(client, identifier_with(self.config, role, index))
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return client
+
+    def organisation(self, role: Role, index: int = 0) -> Organisation:
+        identifier = identifier_with(self.config, role, index)
+        with self.app.app_context():
+            found = db.session.query(Organisation).filter_by(identifier=identifier).one()
+            db.session.expunge(found)
+            return found
+
+    def org_ids(self, role: Role) -> list[int]:
+        return [self.organisation(role, i).id for i in range(len(self.config.with_role(role)))]
+
+    def drain(self) -> int:
+        """Run the outbox sender until every entry is confirmed or failed."""
+        return outbox_sender(self.app).run_once()
+
+
+@pytest.fixture
+def clients(app: Flask, dev_config: ConsortiumConfig) -> Clients:
+    return Clients(app, dev_config)
+
+
+def section_form(clients: Clients, platform: Platform, *, opening_in: int = 3600, **overrides: str) -> dict[str, Any]:
+    """The publish form of one section, opening `opening_in` seconds of chain time from now (Beijing time)."""
+    import datetime as dt
+
+    from bidding_app.web import CHINA
+
+    opening = platform.now() + opening_in
+    local = dt.datetime.fromtimestamp(opening - opening % 60 + 60, CHINA).strftime("%Y-%m-%dT%H:%M")
+    witnesses = clients.org_ids(Role.WITNESS)
+    form: dict[str, Any] = {
+        "title": "市政道路改造工程施工招标",
+        "description": "道路改造，工期 180 日历天。",
+        "tenderer_id": str(clients.organisation(Role.TENDERER).id),
+        "submission_key": uuid.uuid4().hex,
+        "s0_title": "第一标段：土建",
+        "s0_opening": local,
+        "s0_bond": "800000.00",
+        "s0_validity_days": "90",
+        "s0_min_bids": "3",
+        "s0_witnesses": [str(w) for w in witnesses[:3]],
+        "s0_quorum": "2",
+        "s0_opening_key": OPENING_KEY,
+    }
+    form.update(overrides)
+    return form
+
+
+def api_draft(clients: Clients, platform: Platform, *, opening_in: int = 3600, **overrides: Any) -> dict[str, Any]:
+    witnesses = clients.org_ids(Role.WITNESS)
+    draft: dict[str, Any] = {
+        "title": "供水管网改造工程",
+        "description": "管网改造。",
+        "tenderer_id": clients.organisation(Role.TENDERER).id,
+        "submission_key": uuid.uuid4().hex,
+        "sections": [{
+            "title": "第一标段",
+            "opening_time": platform.now() + opening_in,
+            "bid_bond": 80_000_000,
+            "bid_validity_days": 90,
+            "min_valid_bids": 3,
+            "witness_ids": witnesses[:2],
+            "witness_quorum": 2,
+            "opening_key": OPENING_KEY,
+        }],
+    }
+    draft.update(overrides)
+    return draft
+
+
+def wait_until(predicate: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.1)

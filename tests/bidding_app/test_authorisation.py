@@ -1,0 +1,122 @@
+"""Every route × every role: who may use it, who is refused, and other organisations' objects."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from bidding_app.accounts import hash_password
+from bidding_app.db import db
+from bidding_app.models import Bid, Organisation, User
+from contracts.records import Role
+from tests.bidding_app.conftest import PASSWORD, Clients, csrf_of, login
+from tests.bidding_app.test_bids import open_section, placed_bid
+from tests.helpers import Platform
+
+# The users of the dev consortium by the role the table speaks of (some organisations hold two roles).
+USERS = {
+    "admin": "12350200MB0000001X",  # admin + witness
+    "regulator": "11350200MB0000002Y",  # admin + regulator
+    "witness": "12350200MB00000040",
+    "tenderer": "91350200MA00000062",
+    "agency": "91350200MA00000073",
+    "bidder": "91350200MA00000084",
+    "guarantor": "91350200MA0000013D",
+}
+EVERYONE = set(USERS)
+AGENCY, BIDDER = {"agency"}, {"bidder"}
+
+# (method, path, who may use it); {t} tender, {s} section, {b} bid.
+ROUTES: list[tuple[str, str, set[str]]] = [
+    ("GET", "/", EVERYONE),
+    ("GET", "/tenders", EVERYONE),
+    ("GET", "/tenders/new", AGENCY),
+    ("POST", "/tenders/new", AGENCY),
+    ("GET", "/tenders/{t}", EVERYONE),
+    ("POST", "/tenders/{t}/amend", AGENCY),
+    ("POST", "/tenders/{t}/attachments", AGENCY),
+    ("GET", "/attachments/999999", EVERYONE),
+    ("GET", "/sections/{s}/bid", BIDDER),
+    ("POST", "/sections/{s}/register", BIDDER),
+    ("POST", "/sections/{s}/bid", BIDDER),
+    ("GET", "/bids/{b}", BIDDER),
+    ("POST", "/bids/{b}/withdraw", BIDDER),
+    ("POST", "/bids/{b}/reconfirm", BIDDER),
+    ("GET", "/admin/outbox", {"admin", "regulator"}),
+    ("GET", "/api/v1/me", EVERYONE),
+    ("GET", "/api/v1/organisations", EVERYONE),
+    ("GET", "/api/v1/tenders", EVERYONE),
+    ("POST", "/api/v1/tenders", AGENCY),
+    ("GET", "/api/v1/tenders/{t}", EVERYONE),
+    ("POST", "/api/v1/tenders/{t}/amendments", AGENCY),
+    ("POST", "/api/v1/tenders/{t}/attachments", AGENCY),
+    ("POST", "/api/v1/sections/{s}/registration", BIDDER),
+    ("POST", "/api/v1/sections/{s}/bid", BIDDER),
+    ("GET", "/api/v1/bids/{b}", BIDDER),
+    ("POST", "/api/v1/bids/{b}/withdraw", BIDDER),
+    ("POST", "/api/v1/bids/{b}/reconfirm", BIDDER),
+    ("GET", "/api/v1/outbox", {"admin", "regulator"}),
+]
+
+
+def call(client: FlaskClient, method: str, path: str, token: str | None, headers: dict[str, str]) -> int:
+    if method == "GET":
+        return client.get(path, headers=headers).status_code
+    if path.startswith("/api/"):
+        return client.post(path, json={}, headers=headers).status_code
+    data: dict[str, Any] = {"submission_key": uuid.uuid4().hex}
+    if token:
+        data["csrf_token"] = token
+    return client.post(path, data=data).status_code
+
+
+def test_every_route_for_every_role(clients: Clients, platform: Platform) -> None:
+    section, _owner = placed_bid(clients, platform, b"sealed")
+    with clients.app.app_context():
+        bid = db.session.scalars(sa.select(Bid)).one()
+    ids = {"t": section.tender_id, "s": section.id, "b": bid.id}
+    for role, username in USERS.items():
+        client = clients.app.test_client()
+        assert login(client, username).status_code == 302
+        token = csrf_of(client, "/")
+        api_token = client.post("/api/v1/token", json={"username": username, "password": PASSWORD}).json
+        assert api_token is not None
+        headers = {"Authorization": f"Bearer {api_token['token']}"}
+        for method, template, allowed in ROUTES:
+            path = template.format(**ids)
+            status = call(client, method, path, token, headers if path.startswith("/api/") else {})
+            if role in allowed:
+                assert status not in (401, 403), f"{role} {method} {path}: {status}"
+            else:
+                assert status == 403, f"{role} {method} {path}: {status} (expected 403)"
+    anonymous = clients.app.test_client()
+    token = csrf_of(anonymous, "/login")
+    for method, template, _allowed in ROUTES:
+        path = template.format(**ids)
+        status = call(anonymous, method, path, token, {})
+        assert status == (401 if path.startswith("/api/") else 302), f"anonymous {method} {path}: {status}"
+
+
+def test_another_agency_cannot_amend_a_tender_it_did_not_publish(clients: Clients, platform: Platform) -> None:
+    section = open_section(clients, platform)
+    with clients.app.app_context():
+        other = Organisation(name="另一招标代理有限公司", identifier="91350200MA9999999X", roles=int(Role.AGENCY))
+        db.session.add(other)
+        db.session.flush()
+        db.session.add(User(organisation_id=other.id, username="other-agency", display_name="另一代理",
+                            password_hash=hash_password(PASSWORD)))
+        db.session.commit()
+    client = clients.app.test_client()
+    assert login(client, "other-agency").status_code == 302
+    token = csrf_of(client, f"/tenders/{section.tender_id}")
+    response = client.post(f"/tenders/{section.tender_id}/amend", data={"csrf_token": token, "summary": "改"})
+    assert response.status_code == 403 and "只有发布该项目的招标代理机构" in response.get_data(as_text=True)
+    api = client.post("/api/v1/token", json={"username": "other-agency", "password": PASSWORD}).json
+    assert api is not None
+    answer = client.post(f"/api/v1/tenders/{section.tender_id}/amendments", json={"summary": "改"},
+                         headers={"Authorization": f"Bearer {api['token']}"})
+    assert answer.status_code == 403 and answer.json == {
+        "error": {"code": "forbidden", "message": "只有发布该项目的招标代理机构可以修改它"}}

@@ -1,0 +1,128 @@
+"""The outbox survives a crash at each step without losing or duplicating a chain write."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from bidding_app.chain import gateway
+from bidding_app.db import db
+from bidding_app.models import Bid, OutboxEntry, OutboxLease, Section
+from bidding_app.outbox import OutboxSender
+from contracts.client import Signer
+from contracts.records import BidStatus, Role
+from tests.bidding_app.conftest import Clients, api_draft
+from tests.bidding_app.test_bids import api_client, placed_bid, register, upload
+from tests.helpers import Platform
+
+
+class SimulatedCrash(Exception):
+    """The process dies here."""
+
+
+def crash_at(sender: OutboxSender, step: str) -> None:
+    def hook(reached: str, _entry: OutboxEntry) -> None:
+        if reached == step:
+            raise SimulatedCrash(step)
+
+    sender.after_step = hook
+
+
+def restarted(clients: Clients) -> OutboxSender:
+    """A new sender, as after a restart of the app (its signers are made again from the stored keys).
+
+    The previous sender is gone, so its lease is let run out first, as time would.
+    """
+    with clients.app.app_context():
+        db.session.execute(sa.update(OutboxLease).values(expires_at=0))
+        db.session.commit()
+        return OutboxSender(clients.app, gateway())
+
+
+@pytest.mark.parametrize("step", ["signed", "broadcast"])
+def test_crash_between_steps_neither_loses_nor_duplicates(clients: Clients, platform: Platform, step: str) -> None:
+    section, _bidder = placed_bid(clients, platform, b"sealed envelope")
+    account = clients.config.with_role(Role.BIDDER)[0].signer.address
+    nonce_before = platform.backend.chain.w3.eth.get_transaction_count(account)  # type: ignore[arg-type]
+
+    first = restarted(clients)
+    crash_at(first, step)
+    with pytest.raises(SimulatedCrash):
+        first.run_once()
+    with clients.app.app_context():
+        entry = db.session.scalars(sa.select(OutboxEntry).where(OutboxEntry.action == "commit_bid")).one()
+        assert entry.status == "signed" and entry.tx_hash and entry.raw_tx
+        signed_hash = entry.tx_hash
+
+    assert restarted(clients).run_once() == 1
+    assert restarted(clients).run_once() == 0  # nothing left: a third start sends nothing again
+    with clients.app.app_context():
+        entry = db.session.scalars(sa.select(OutboxEntry).where(OutboxEntry.action == "commit_bid")).one()
+        bid = db.session.scalars(sa.select(Bid)).one()
+        assert (entry.status, entry.tx_hash, entry.attempts) == ("confirmed", signed_hash, 1)
+        assert (bid.status, bid.chain_tx) == ("committed", signed_hash)
+    chain = platform.backend.chain
+    assert chain.w3.eth.get_transaction_count(account) == nonce_before + 1  # type: ignore[arg-type]
+    assert platform.tenders.bid(bytes.fromhex(section.chain_id[2:]), account).status == BidStatus.COMMITTED
+
+
+def test_a_write_the_contract_refuses_fails_with_its_error(clients: Clients, platform: Platform) -> None:
+    _section, bidder = placed_bid(clients, platform, b"sealed", cover_kind="guarantee",
+                                  cover_ref="BH-NO-SUCH-GUARANTEE")
+    clients.drain()
+    with clients.app.app_context():
+        entry = db.session.scalars(sa.select(OutboxEntry).where(OutboxEntry.action == "commit_bid")).one()
+        bid = db.session.scalars(sa.select(Bid)).one()
+    assert entry.status == "failed" and entry.error_code and entry.error_code.startswith("GuaranteeRegistry")
+    assert bid.status == "failed" and bid.error_code == entry.error_code
+    page = bidder.get(f"/bids/{bid.id}").get_data(as_text=True)
+    assert "链上拒绝" in page and entry.error_code in page
+
+
+def test_only_one_sender_works_at_a_time(clients: Clients, platform: Platform) -> None:
+    _section, _bidder = placed_bid(clients, platform, b"sealed")
+    with clients.app.app_context():
+        second = OutboxSender(clients.app, gateway())
+    assert second.run_once() == 0  # the app's sender holds the lease (it drained the tender just now)
+    with clients.app.app_context():
+        assert db.session.scalars(sa.select(OutboxEntry.status).where(OutboxEntry.action == "commit_bid")).one() == (
+            "pending")
+    assert clients.drain() == 1
+
+
+def test_a_signed_write_whose_nonce_was_taken_is_signed_again(clients: Clients, platform: Platform) -> None:
+    _section, _bidder = placed_bid(clients, platform, b"sealed envelope")
+    first = restarted(clients)
+    crash_at(first, "signed")
+    with pytest.raises(SimulatedCrash):
+        first.run_once()
+    with clients.app.app_context():
+        stale = db.session.scalars(sa.select(OutboxEntry).where(OutboxEntry.action == "commit_bid")).one()
+    # Meanwhile another program spends that nonce with the same key (a plain transfer).
+    key = clients.config.with_role(Role.BIDDER)[0].signer.account.key
+    other = Signer.from_key(bytes(key))
+    platform.backend.chain.send(other, other.address, b"", value=1, gas=21_000)
+    assert restarted(clients).run_once() == 1
+    with clients.app.app_context():
+        entry = db.session.scalars(sa.select(OutboxEntry).where(OutboxEntry.action == "commit_bid")).one()
+    assert stale.nonce is not None
+    assert entry.status == "confirmed" and entry.tx_hash != stale.tx_hash and entry.nonce == stale.nonce + 1
+    assert entry.attempts == 2
+
+
+def test_a_bid_queued_behind_its_section_waits_for_it(clients: Clients, platform: Platform) -> None:
+    """Tender, section and bid all queued: the bid's estimate fails until the section exists, and it
+    is deferred to the next round instead of failed."""
+    client = clients.app.test_client()
+    created = client.post("/api/v1/tenders", json=api_draft(clients, platform),
+                          headers=api_client(clients, Role.AGENCY))
+    assert created.json is not None
+    section_id = created.json["sections"][0]["id"]
+    bidder = clients.logged_in(Role.BIDDER)
+    with clients.app.app_context():
+        section = db.session.get_one(Section, section_id)
+    register(bidder, section)
+    upload(bidder, section, b"sealed early")
+    assert clients.drain() == 3
+    with clients.app.app_context():
+        assert {e.status for e in db.session.scalars(sa.select(OutboxEntry))} == {"confirmed"}

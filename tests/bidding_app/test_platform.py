@@ -1,0 +1,128 @@
+"""Schema from migrations equals the models; logins, rate limit, encrypted keys; the JSON API and its errors."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from flask import Flask
+
+from bidding_app.db import Base, db
+from bidding_app.keys import KeyDecryptionFailed, decrypt_key
+from bidding_app.migrate import upgrade
+from bidding_app.models import Organisation
+from contracts.records import Role
+from tests.bidding_app.conftest import KEK, PASSWORD, Clients, api_draft, csrf_of, login
+from tests.bidding_app.test_bids import api_client
+from tests.helpers import Platform
+
+
+def test_migrations_give_the_models_schema(app: Flask) -> None:
+    with app.app_context():
+        upgrade(db.engine)  # a second run is a no-op
+        with db.engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}),
+                                           Base.metadata)
+    assert differences == []
+
+
+def test_login_logout_and_rate_limit(clients: Clients) -> None:
+    client = clients.app.test_client()
+    username = clients.config.with_role(Role.BIDDER)[0].identifier
+    wrong = login(client, username, "wrong password")
+    assert wrong.status_code == 401 and "用户名或密码错误" in wrong.get_data(as_text=True)
+    for _ in range(4):
+        login(client, username, "wrong again")
+    limited = login(client, username)  # right password, but too many failures just now
+    assert limited.status_code == 429 and "登录失败次数过多" in limited.get_data(as_text=True)
+    other = clients.app.test_client()
+    agency = clients.config.with_role(Role.AGENCY)[0].identifier
+    assert login(other, agency).status_code == 302  # another user from the same address is not locked out
+    clients.app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 5
+    assert login(other, agency).status_code == 429  # ...until the address itself reaches its limit
+    clients.app.config["LOGIN_MAX_FAILURES"] = clients.app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 100
+    assert login(client, username).status_code == 302
+    assert client.get("/").status_code == 200
+    assert client.post("/logout", data={"csrf_token": csrf_of(client, "/")}).status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_open_redirect_after_login_is_refused(clients: Clients) -> None:
+    client = clients.app.test_client()
+    response = client.post("/login", data={"username": clients.config.with_role(Role.BIDDER)[0].identifier,
+                                           "password": PASSWORD, "next": "//evil.example/",
+                                           "csrf_token": csrf_of(client)})
+    assert response.headers["Location"] == "/"
+
+
+def test_chain_keys_are_encrypted_at_rest(clients: Clients) -> None:
+    member = clients.config.with_role(Role.BIDDER)[0]
+    key = bytes(member.signer.account.key)
+    with clients.app.app_context():
+        organisation = db.session.scalars(
+            sa.select(Organisation).where(Organisation.identifier == member.identifier)).one()
+        blob = organisation.encrypted_key
+        assert blob is not None and key not in blob and key.hex().encode() not in blob
+        assert decrypt_key(bytes.fromhex(KEK), member.identifier, blob) == key
+        with pytest.raises(KeyDecryptionFailed):
+            decrypt_key(bytes.fromhex(KEK), "91350200MA00000095", blob)  # copied onto another organisation
+        with pytest.raises(KeyDecryptionFailed):
+            decrypt_key(bytes(32), member.identifier, blob)
+
+
+def test_api_publish_register_bid_withdraw(clients: Clients, platform: Platform) -> None:
+    client = clients.app.test_client()
+    agency = api_client(clients, Role.AGENCY)
+    draft = api_draft(clients, platform)
+    created = client.post("/api/v1/tenders", json=draft, headers=agency)
+    again = client.post("/api/v1/tenders", json=draft, headers=agency)
+    assert created.status_code == 201 and again.status_code == 200
+    assert created.json is not None and again.json is not None and created.json["id"] == again.json["id"]
+    clients.drain()
+    section_id = created.json["sections"][0]["id"]
+    tender = client.get(f"/api/v1/tenders/{created.json['id']}", headers=agency).json
+    assert tender is not None and tender["sections"][0]["chain_tx"]
+
+    bidder = api_client(clients, Role.BIDDER)
+    assert client.post(f"/api/v1/sections/{section_id}/registration", headers=bidder).status_code == 201
+    twice = client.post(f"/api/v1/sections/{section_id}/registration", headers=bidder)
+    assert twice.status_code == 409 and twice.json == {"error": {"code": "already_registered",
+                                                                 "message": "贵单位已报名该标段"}}
+    envelope = b"api sealed envelope"
+    placed = client.post(f"/api/v1/sections/{section_id}/bid", headers=bidder, data={
+        "submission_key": uuid.uuid4().hex, "commitment": "0x" + hashlib.sha256(envelope).hexdigest(),
+        "cover_kind": "cash_deposit", "cover_ref": "DEP-API-1", "envelope": (io.BytesIO(envelope), "b.sealed")})
+    assert placed.status_code == 201 and placed.json is not None
+    clients.drain()
+    bid = client.get(f"/api/v1/bids/{placed.json['id']}", headers=bidder).json
+    assert bid is not None and bid["status"] == "committed" and bid["chain_tx"] and bid["chain_block"] is not None
+    withdrawn = client.post(f"/api/v1/bids/{bid['id']}/withdraw", headers=bidder,
+                            json={"submission_key": uuid.uuid4().hex})
+    assert withdrawn.status_code == 200
+    clients.drain()
+    final = client.get(f"/api/v1/bids/{bid['id']}", headers=bidder).json
+    assert final is not None and final["status"] == "withdrawn"
+
+
+def test_api_errors_are_json_with_codes(clients: Clients, platform: Platform) -> None:
+    client = clients.app.test_client()
+    agency = api_client(clients, Role.AGENCY)
+    assert client.get("/api/v1/tenders").json == {"error": {"code": "not_logged_in", "message": "请先登录"}}
+    bad = client.post("/api/v1/tenders", data="not json", headers=agency, content_type="application/json")
+    assert bad.status_code == 400 and bad.json is not None and bad.json["error"]["code"] == "invalid_input"
+    draft = api_draft(clients, platform)
+    draft["sections"][0]["bid_bond"] = "1e9"
+    wrong = client.post("/api/v1/tenders", json=draft, headers=agency)
+    assert wrong.status_code == 400 and wrong.json == {"error": {
+        "code": "invalid_input", "message": "第1标段的投标保证金必须是整数", "field": "bid_bond"}}
+    injected = client.get("/api/v1/tenders/1%20OR%201=1", headers=agency)
+    assert injected.status_code == 404 and injected.json is not None
+    assert injected.json["error"]["code"] == "not_found"
+    wrong_login = client.post("/api/v1/token", json={"username": "x' OR '1'='1", "password": "' OR 1=1 --"})
+    assert wrong_login.status_code == 401 and wrong_login.json is not None
+    assert wrong_login.json["error"]["code"] == "login_failed"
