@@ -69,12 +69,8 @@ def early_access_log(registry: TenderRegistryClient, section_id: bytes, from_blo
     """The section's anchored early-access attempts (reporter, evidence hash, running count): what the
     regulator reads."""
     topic = keccak(text="EarlyAccessAttempted(bytes32,address,bytes32,uint256)")
-    logs = registry.chain.w3.eth.get_logs(
-        {
-            "address": registry.address,
-            "fromBlock": from_block,
-            "toBlock": "latest",
-            "topics": [HexBytes(topic), HexBytes(section_id)],
-        }
-    )
-    return list(registry.chain.decode_logs(logs))
+    # In windows of blocks, as nodes limit a log query's range.
+    return [
+        found.event
+        for found in registry.chain.logs(registry.address, [HexBytes(topic), HexBytes(section_id)], from_block)
+    ]

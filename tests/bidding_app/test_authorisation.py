@@ -59,6 +59,10 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("POST", "/api/v1/bids/{b}/withdraw", BIDDER),
     ("POST", "/api/v1/bids/{b}/reconfirm", BIDDER),
     ("GET", "/api/v1/outbox", {"admin", "regulator"}),
+    # The section's witnesses are the first two witness organisations: the admin's and the witness's.
+    ("GET", "/api/v1/sections/{s}/envelopes", {"agency", "witness", "admin"}),
+    ("GET", "/api/v1/sections/{s}/envelopes/{b}", {"agency", "witness", "admin"}),
+    ("GET", "/api/v1/sections/{s}/early-access", {"admin", "regulator"}),
 ]
 
 
