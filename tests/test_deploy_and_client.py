@@ -139,17 +139,23 @@ def test_transactions_return_final_results_with_events(platform: Platform) -> No
     assert [e.name for e in result.events] == ["BidCommitted"]
 
 
-def test_nonce_is_recovered_after_the_node_refuses_a_transaction(platform: Platform, backend: Backend) -> None:
+def test_a_stale_nonce_is_read_again_once_and_the_send_goes_through(platform: Platform, backend: Backend) -> None:
+    chain = platform.backend.chain
     signer = Signer.from_key(platform.bidders[1].account.key)
     section = new_section(platform)
     platform.tenders.commit_bid(signer, section.section_id, random_hash(), deposit_ref=fresh_id("deposit"))
     platform.tenders.withdraw_bid(signer, section.section_id)
-    signer._next_nonce[platform.backend.chain.identity] = 0  # stale on purpose: the node refuses "nonce too low"
-    with pytest.raises(errors.TransactionFailed, match="refused"):
-        platform.tenders.commit_bid(signer, section.section_id, random_hash(), deposit_ref=fresh_id("deposit"))
+    # Stale on purpose, as when another program (the platform, a script) sent from the same key.
+    signer._next_nonce[chain.identity] = 0
     platform.tenders.commit_bid(signer, section.section_id, random_hash(), deposit_ref=fresh_id("deposit"))
-    assert platform.backend.chain.identity in signer._next_nonce
+    assert signer._next_nonce[chain.identity] == chain.w3.eth.get_transaction_count(signer.account.address)
     platform.bidders[1]._next_nonce.clear()  # the shared signer re-reads its nonce too
+
+
+def test_any_other_refusal_reaches_the_caller(platform: Platform) -> None:
+    penniless = Signer.from_key("0x" + "5e" * 32)  # no funds here, and not permitted on chain_node
+    with pytest.raises(errors.TransactionFailed, match="refused"):
+        platform.backend.chain.send(penniless, penniless.address, b"", gas=21_000)
 
 
 def test_a_transaction_that_reverts_once_mined_raises_its_named_error(platform: Platform, outsider: Signer) -> None:
