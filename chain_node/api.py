@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from eth_utils import keccak
-
 from chain_node import rpc
 from chain_node.blocks import Block, Header, Receipt
 from chain_node.execution import CallResult, HistoryUnavailable
@@ -21,7 +19,7 @@ from chain_node.execution import call as evm_call
 from chain_node.execution import estimate_gas as evm_estimate_gas
 from chain_node.rpc import RpcError, invalid_params
 from chain_node.transactions import InvalidTransaction, Transaction, to_rpc_dict
-from chain_node.trie import ordered_trie_proof, rlp_decode
+from chain_node.trie import keccak, ordered_trie_proof, rlp_decode
 from chain_node.votes import InvalidVote
 
 if TYPE_CHECKING:

@@ -20,7 +20,6 @@ from typing import Any
 
 import rlp
 from aiohttp import web
-from eth_utils import keccak
 
 from chain_node import api, p2p
 from chain_node.blocks import (
@@ -50,7 +49,7 @@ from chain_node.permissioning import member_roles
 from chain_node.rpc import Dispatcher
 from chain_node.storage import StorageError, Store
 from chain_node.transactions import InvalidTransaction, Transaction, decode_transaction
-from chain_node.trie import rlp_decode
+from chain_node.trie import keccak, rlp_decode, rlp_encode
 from chain_node.txpool import TxPool
 from chain_node.votes import InvalidVote, Tally, Vote, check_vote, decode_vote, encode_vote
 
@@ -84,7 +83,7 @@ class Tentative:
 
 
 def encode_seals(seals: tuple[tuple[bytes, bytes], ...]) -> bytes:
-    return bytes(rlp.encode([[address, signature] for address, signature in seals]))
+    return rlp_encode([[address, signature] for address, signature in seals])
 
 
 def decode_seals(data: bytes) -> tuple[tuple[bytes, bytes], ...]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from eth_utils import keccak
+from chain_node.trie import keccak
 
 _MEMBERS_SLOT = 0
 _ROLES_OFFSET = 1  # Member.orgId is the struct's first slot, Member.roles its second

@@ -45,8 +45,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import rlp
-
 from chain_node.consensus.crypto import address_of, commit_seal_digest, keccak, recover, sign
 from chain_node.consensus.messages import (
     Commit,
@@ -63,6 +61,7 @@ from chain_node.consensus.messages import (
     sign_body,
 )
 from chain_node.consensus.validators import Seal, ValidatorSet
+from chain_node.trie import RlpItem, int_to_rlp_bytes, rlp_decode, rlp_encode
 
 Validate = Callable[[int, bytes], bytes | None]
 """validate(height, payload) -> digest of the block if it is a valid block for that height, else None. Pure."""
@@ -398,7 +397,7 @@ class QbftCore:
         if self._started:
             raise RestoreError("restore() must come before start()")
         try:
-            fields = rlp.decode(persisted_state, strict=True)
+            fields: Any = rlp_decode(persisted_state)
             version, height, round_ = (_int(x) for x in fields[0:3])
             certificate_fields, sent = fields[3], fields[4]
         except Exception as exc:
@@ -910,11 +909,19 @@ class QbftCore:
     # --- persistence ------------------------------------------------------------------------------------------
 
     def _encode_state(self) -> bytes:
-        certificate: list[Any] = []
+        certificate: list[RlpItem] = []
         if self._prepared is not None:
             p = self._prepared
-            certificate = [p.round, p.digest, p.payload, [encode_signed(s) for s in p.prepares]]
-        return bytes(rlp.encode([PERSIST_VERSION, self._height, self._round, certificate, list(self._sent)]))
+            certificate = [int_to_rlp_bytes(p.round), p.digest, p.payload, [encode_signed(s) for s in p.prepares]]
+        return rlp_encode(
+            [
+                int_to_rlp_bytes(PERSIST_VERSION),
+                int_to_rlp_bytes(self._height),
+                int_to_rlp_bytes(self._round),
+                certificate,
+                list(self._sent),
+            ]
+        )
 
     def _decode_certificate(self, fields: Any) -> PreparedCertificate | None:
         if not fields:

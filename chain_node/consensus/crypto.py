@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 
 import coincurve
-from eth_hash.auto import keccak as _keccak
+
+from chain_node.trie import keccak as _keccak  # the C keccak (safe-pysha3), not eth_hash's pycryptodome
 
 ADDRESS_LENGTH = 20
 SIGNATURE_LENGTH = 65
