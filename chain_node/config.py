@@ -15,6 +15,8 @@ from typing import Any
 
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 
+from chain_node.execution import DEFAULT_BLOCK_GAS_LIMIT
+
 
 class ConfigError(Exception):
     """A genesis or node file is missing something or contradicts itself."""
@@ -34,7 +36,7 @@ class Genesis:
     validators: tuple[bytes, ...]
     alloc: tuple[tuple[bytes, GenesisAccount], ...]
     permitted: tuple[bytes, ...]
-    gas_limit: int = 60_000_000
+    gas_limit: int = DEFAULT_BLOCK_GAS_LIMIT
     base_fee: int = 1_000_000_000
     timestamp: int = 0
     block_period_ms: int = 250
@@ -89,7 +91,7 @@ def genesis_from_json(raw: dict[str, Any]) -> Genesis:
             validators=validators,
             alloc=alloc,
             permitted=tuple(_address(a, "permitted") for a in raw.get("permitted", [])),
-            gas_limit=_int(raw.get("gasLimit", 60_000_000), "gasLimit"),
+            gas_limit=_int(raw.get("gasLimit", DEFAULT_BLOCK_GAS_LIMIT), "gasLimit"),
             base_fee=_int(raw.get("baseFee", 1_000_000_000), "baseFee"),
             timestamp=_int(raw.get("timestamp", 0), "timestamp"),
             block_period_ms=_int(raw.get("blockPeriodMs", 250), "blockPeriodMs"),

@@ -7,6 +7,8 @@ For each chain it measures
 - the finalized throughput at full load: all transactions sent as fast as the node takes them,
   counted from the first send to the block that holds the last one;
 - the finality latency (send -> seen in a final block) at half of that rate, p50 and p99;
+- the CPU time the node processes used per transaction at full load (all validators together),
+  which, unlike the rates, does not swing with whatever else the machine runs;
 - for chain_node, the peak RSS of each validator process.
 
 It ends with one JSON line. anvil runs with `--block-time 1 --prune-history` (its own memory
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -26,7 +29,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from eth_account import Account
 from eth_utils import keccak
 
+from chain_node.execution import DEFAULT_BLOCK_GAS_LIMIT
 from chain_node.network import key_address, lay_out, start_validator, wait_for_blocks
 from contracts.client import Chain, Deployment, Signer
 from contracts.deploy import deploy, load_config
@@ -211,6 +215,12 @@ def measure(urls: list[str], workload: Workload, pace: float | None, timeout: fl
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_peak_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -225,14 +235,19 @@ def bench(
     count: int,
     label: str,
     before_measuring: Callable[[], object] | None = None,
+    pids: Sequence[int] = (),
 ) -> dict[str, float]:
+    """Full load, then half of its rate; `pids` are the node processes whose CPU time the full load is
+    charged (the figure that does not swing with whatever else the machine runs)."""
     per_section = len(keys)
     deployment, sections = prepare(chain, keys, -(-2 * count // per_section))
     if before_measuring is not None:
         before_measuring()
     full = sign_commits(chain, deployment, keys, sections[: len(sections) // 2], count)
     print(f"[{label}] full load: {len(full.raw_txs)} commitBid transactions", file=sys.stderr)
+    cpu_before = sum(cpu_seconds(pid) for pid in pids)
     at_full = measure(urls, full, None)
+    cpu_ms_per_tx = (sum(cpu_seconds(pid) for pid in pids) - cpu_before) * 1000 / len(full.raw_txs)
     half_rate = at_full["tps"] / 2
     paced = sign_commits(
         chain, deployment, keys, sections[len(sections) // 2 :], min(count, int(half_rate * 20) + BATCH)
@@ -241,6 +256,7 @@ def bench(
     at_half = measure(urls, paced, half_rate)
     return {
         "finalized_tps": round(at_full["tps"], 1),
+        "node_cpu_ms_per_tx": round(cpu_ms_per_tx, 3),
         "full_load_seconds": round(at_full["seconds"], 2),
         "half_load_tps": round(half_rate, 1),
         "latency_p50_s": round(at_half["latency_p50_s"], 3),
@@ -264,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wait_for_blocks(layouts[0].rpc_url, 1, timeout=60)
             urls = [layout.rpc_url for layout in layouts]
-            results["chain_node"] = bench(urls, Chain(urls[0]), keys, args.txs, "chain_node")
+            pids = [v.process.pid for v in running]
+            results["chain_node"] = bench(urls, Chain(urls[0]), keys, args.txs, "chain_node", pids=pids)
             results["chain_node"]["validators"] = args.validators
             results["chain_node"]["peak_rss_mb_per_validator"] = [round(rss_peak_mb(v.process.pid), 1) for v in running]
         finally:
@@ -272,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                 validator.stop()
 
     # Same block gas limit as chain_node; set up with automine, then measure with one block a second.
-    anvil = start_anvil(prune_history=True, extra_args=("--gas-limit", "60000000"))
+    anvil = start_anvil(prune_history=True, extra_args=("--gas-limit", str(DEFAULT_BLOCK_GAS_LIMIT)))
     try:
         chain = Chain(anvil.rpc_url)
         results["anvil"] = bench(
@@ -282,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             args.txs,
             "anvil",
             before_measuring=lambda: chain.w3.provider.make_request("evm_setIntervalMining", [1]),  # type: ignore[arg-type]
+            pids=[anvil.process.pid],
         )
         results["anvil"]["peak_rss_mb"] = round(rss_peak_mb(anvil.process.pid), 1)
     finally:

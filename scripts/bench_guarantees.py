@@ -55,9 +55,10 @@ SEND_BATCH = 500  # transactions sent at once: the two guarantors' halves make t
 def running_chain(kind: str) -> Iterator[tuple[list[str], list[int]]]:
     """The RPC URLs and process ids of a fresh local chain of the given kind."""
     if kind == "anvil":
+        from chain_node.execution import DEFAULT_BLOCK_GAS_LIMIT
         from contracts.devnode import start_anvil
 
-        node = start_anvil(extra_args=("--gas-limit", "60000000"))
+        node = start_anvil(extra_args=("--gas-limit", str(DEFAULT_BLOCK_GAS_LIMIT)))
         try:
             yield [node.rpc_url], [node.process.pid]
         finally:

@@ -35,6 +35,7 @@ import coincurve
 from bench_chain import BATCH, bidder_keys, post, prepare, rss_peak_mb
 from eth_utils import keccak, to_canonical_address
 
+from chain_node.execution import DEFAULT_BLOCK_GAS_LIMIT
 from chain_node.network import key_address, lay_out, start_validator, wait_for_blocks
 from chain_node.trie import RlpItem, int_to_rlp_bytes, rlp_encode
 from contracts.client import Chain
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 validator.stop()
 
     if args.anvil_txs:
-        anvil = start_anvil(prune_history=True, extra_args=("--gas-limit", "60000000"))
+        anvil = start_anvil(prune_history=True, extra_args=("--gas-limit", str(DEFAULT_BLOCK_GAS_LIMIT)))
         try:
             chain = Chain(anvil.rpc_url)
             result = soak(
