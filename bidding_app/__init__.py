@@ -34,6 +34,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)
     csrf.exempt(envelopes.bp)
+    if gateway.deployment is not None:
+        # Anyone holding a guarantee letter checks it here, without an account: the page its QR code
+        # points to (`/guarantees/verify?number=`) and the JSON API (issue #5).
+        from guarantees.web import verification_blueprint
+
+        verification = verification_blueprint(gateway.deployment)
+        app.register_blueprint(verification)
+        csrf.exempt(verification)
     install_request_hooks(app)
 
     sender = OutboxSender(app, gateway)

@@ -176,6 +176,7 @@ def start_platform(rpc_url: str, deployment: Path, consortium: Path, port: int) 
         time.sleep(0.3)
     password = os.environ.get("JIANZHENG_DEV_PASSWORD", "jianzheng-dev")
     print(f"  platform      {url}  (log in with a member's 统一社会信用代码 as user name, password {password})")
+    print(f"  guarantees    {url}guarantees/verify  (anyone checks a letter: upload it or type its number)")
     sys.stdout.flush()
     return process
 
