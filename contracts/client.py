@@ -9,6 +9,7 @@ chain with probabilistic finality can ask for `confirmations`.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import coincurve
 from eth_abi import decode as abi_decode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -25,6 +27,8 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
+from chain_node.trie import RlpItem, int_to_rlp_bytes, rlp_encode
+from chain_node.trie import keccak as fast_keccak
 from contracts import errors
 from contracts.records import (
     Bid,
@@ -469,6 +473,55 @@ class Chain:
         if address is None:
             raise errors.TransactionFailed(f"{result.tx_hash} created no contract")
         return to_checksum_address(address), result
+
+
+_EIP1559_FIELDS = ("chainId", "nonce", "maxPriorityFeePerGas", "maxFeePerGas", "gas", "to", "value", "data")
+_LEGACY_FIELDS = ("nonce", "gasPrice", "gas", "to", "value", "data")
+
+
+def sign_offline(tx: dict[str, Any], private_key: bytes) -> tuple[str, str]:
+    """(hash, raw) of a transaction signed without a node: the bytes `eth_account` gives, built directly
+    (RLP, one keccak, libsecp256k1's RFC 6979 recoverable signature), about ten times cheaper, for
+    code that signs thousands (bulk issuing, load generators).
+
+    EIP-1559 transactions (type 2, empty access list) and EIP-155 legacy ones; anything else is
+    left to `eth_account`.
+    """
+    fields = {name: value for name, value in tx.items() if name != "from"}
+    key = _private_key(private_key)
+    if set(fields) == {*_EIP1559_FIELDS}:
+        body: list[RlpItem] = [_rlp_field(fields[name]) for name in _EIP1559_FIELDS] + [[]]
+        signature = key.sign_recoverable(fast_keccak(b"\x02" + rlp_encode(body)), hasher=None)
+        raw = b"\x02" + rlp_encode([*body, *_signature_fields(signature, signature[64])])
+    elif set(fields) == {*_LEGACY_FIELDS, "chainId"}:
+        body = [_rlp_field(fields[name]) for name in _LEGACY_FIELDS]
+        chain_id = int(fields["chainId"])
+        unsigned = rlp_encode([*body, int_to_rlp_bytes(chain_id), b"", b""])
+        signature = key.sign_recoverable(fast_keccak(unsigned), hasher=None)
+        raw = rlp_encode([*body, *_signature_fields(signature, signature[64] + 35 + 2 * chain_id)])
+    else:
+        signed = Account.sign_transaction(fields, private_key)
+        return "0x" + bytes(signed.hash).hex(), "0x" + bytes(signed.raw_transaction).hex()
+    return "0x" + fast_keccak(raw).hex(), "0x" + raw.hex()
+
+
+def _rlp_field(value: Any) -> bytes:
+    """A transaction field as RLP wants it: integers minimal big-endian, addresses and data as bytes."""
+    if isinstance(value, int):
+        return int_to_rlp_bytes(value)
+    if isinstance(value, str):
+        return bytes.fromhex(value.removeprefix("0x"))
+    return bytes(value)
+
+
+def _signature_fields(signature: bytes, v: int) -> list[RlpItem]:
+    """v, r and s as RLP wants them (r and s without leading zero bytes)."""
+    return [int_to_rlp_bytes(v), signature[:32].lstrip(b"\x00"), signature[32:64].lstrip(b"\x00")]
+
+
+@functools.lru_cache(maxsize=16)
+def _private_key(private_key: bytes) -> coincurve.PrivateKey:
+    return coincurve.PrivateKey(private_key)
 
 
 def _stale_nonce(message: str) -> bool:

@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import coincurve
 from eth_abi import encode as abi_encode
-from eth_account import Account
 from eth_utils import keccak
 from eth_utils import to_checksum_address as _checksum_uncached
-from sha3 import keccak_256 as _keccak_256
 
-from contracts.client import Chain, Deployment, SignedTx, Signer, TxResult
+from contracts.client import Chain, Deployment, SignedTx, Signer, TxResult, sign_offline
 from contracts.errors import TransactionFailed
 from contracts.records import ClaimGround, CoverKind, Guarantee, GuaranteeState, GuaranteeTerms, id32
 from guarantees import errors
@@ -357,83 +354,8 @@ def prepare_issue(
         "chainId": context.chain_id,
         **context.fees,
     }
-    tx_hash, raw = sign_transaction(tx, private_key)
+    tx_hash, raw = sign_offline(tx, private_key)
     return _ready_to_send(application, prepared, terms, SignedTx(tx_hash, raw, tx), gid)
-
-
-_EIP1559_FIELDS = ("chainId", "nonce", "maxPriorityFeePerGas", "maxFeePerGas", "gas", "to", "value", "data")
-_LEGACY_FIELDS = ("nonce", "gasPrice", "gas", "to", "value", "data")
-
-
-def sign_transaction(tx: dict[str, Any], private_key: bytes) -> tuple[str, str]:
-    """(hash, raw) of a contract call signed offline: the bytes `eth_account` gives, built directly
-    (RLP, one keccak, libsecp256k1's RFC 6979 recoverable signature), ten times cheaper.
-
-    EIP-1559 transactions (type 2, empty access list) and EIP-155 legacy ones; anything else is
-    left to `eth_account`.
-    """
-    fields = {key: value for key, value in tx.items() if key != "from"}
-    key = _private_key(private_key)
-    if set(fields) == {*_EIP1559_FIELDS}:
-        body: list[Any] = [_rlp_value(fields[name]) for name in _EIP1559_FIELDS] + [[]]
-        signature = key.sign_recoverable(_keccak(b"\x02" + _rlp(body)), hasher=None)
-        r, s, parity = signature[:32], signature[32:64], signature[64]
-        raw = b"\x02" + _rlp([*body, parity, _as_int(r), _as_int(s)])
-    elif set(fields) == {*_LEGACY_FIELDS, "chainId"}:
-        body = [_rlp_value(fields[name]) for name in _LEGACY_FIELDS]
-        chain_id = int(fields["chainId"])
-        signature = key.sign_recoverable(_keccak(_rlp([*body, chain_id, 0, 0])), hasher=None)
-        r, s, parity = signature[:32], signature[32:64], signature[64]
-        raw = _rlp([*body, parity + 35 + 2 * chain_id, _as_int(r), _as_int(s)])
-    else:
-        signed = Account.sign_transaction(fields, private_key)
-        return "0x" + bytes(signed.hash).hex(), "0x" + bytes(signed.raw_transaction).hex()
-    return "0x" + _keccak(raw).hex(), "0x" + raw.hex()
-
-
-def _rlp_value(value: Any) -> int | bytes:
-    """A transaction field as RLP wants it: integers as integers, addresses and data as bytes."""
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        return bytes.fromhex(value.removeprefix("0x"))
-    return bytes(value)
-
-
-def _keccak(data: bytes) -> bytes:
-    """Keccak-256 with safe-pysha3 (a requirement, as chain_node uses it): a quarter of eth_hash's cost."""
-    return bytes(_keccak_256(data).digest())
-
-
-@lru_cache(maxsize=16)
-def _private_key(private_key: bytes) -> coincurve.PrivateKey:
-    return coincurve.PrivateKey(private_key)
-
-
-def _rlp(item: int | bytes | list[Any]) -> bytes:
-    """Recursive length prefix encoding of integers (big-endian, no leading zeros), bytes and lists."""
-    if isinstance(item, list):
-        payload = b"".join(map(_rlp, item))
-        return _rlp_head(len(payload), 0xC0) + payload
-    if isinstance(item, int):
-        if item < 0:
-            raise ValueError("RLP encodes no negative integers")
-        item = item.to_bytes((item.bit_length() + 7) // 8, "big")
-    if len(item) == 1 and item[0] < 0x80:
-        return item
-    return _rlp_head(len(item), 0x80) + item
-
-
-def _rlp_head(length: int, offset: int) -> bytes:
-    if length < 56:
-        return bytes((offset + length,))
-    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((offset + 55 + len(size),)) + size
-
-
-def _as_int(number: bytes) -> int:
-    """A signature's r or s as an integer: RLP writes it without leading zero bytes."""
-    return int.from_bytes(number, "big")
 
 
 def _ready_to_send(

@@ -31,14 +31,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import coincurve
 from bench_chain import BATCH, bidder_keys, post, prepare, rss_peak_mb
 from eth_utils import keccak, to_canonical_address
 
 from chain_node.execution import DEFAULT_BLOCK_GAS_LIMIT
 from chain_node.network import key_address, lay_out, start_validator, wait_for_blocks
-from chain_node.trie import RlpItem, int_to_rlp_bytes, rlp_encode
-from contracts.client import Chain
+from contracts.client import Chain, sign_offline
 from contracts.devnode import start_anvil
 from contracts.records import id32
 from contracts.toolchain import compile_all
@@ -58,20 +56,24 @@ def folder_mb(folder: Path) -> float:
 
 
 class Signer1559:
-    """Signs EIP-1559 calls for one key with coincurve (the node checks what comes out)."""
+    """Signs a bidder's EIP-1559 calls one after the other, offline (`contracts.client.sign_offline`)."""
 
     def __init__(self, key: bytes, chain_id: int, nonce: int, max_fee: int) -> None:
-        self._key = coincurve.PrivateKey(key)
-        self._chain_id = int_to_rlp_bytes(chain_id)
-        self._fees = [int_to_rlp_bytes(10**9), int_to_rlp_bytes(max_fee), int_to_rlp_bytes(GAS)]
+        self._key = key
+        self._tx: dict[str, Any] = {
+            "chainId": chain_id,
+            "maxPriorityFeePerGas": 10**9,
+            "maxFeePerGas": max_fee,
+            "gas": GAS,
+            "value": 0,
+        }
         self.nonce = nonce
 
-    def sign(self, to: bytes, data: bytes) -> bytes:
-        unsigned: list[RlpItem] = [self._chain_id, int_to_rlp_bytes(self.nonce), *self._fees, to, b"", data, []]
-        signature = self._key.sign_recoverable(keccak(b"\x02" + rlp_encode(unsigned)), hasher=None)
+    def sign(self, to: bytes, data: bytes) -> str:
+        """The raw transaction, hex."""
+        _, raw = sign_offline({**self._tx, "nonce": self.nonce, "to": to, "data": data}, self._key)
         self.nonce += 1
-        r, s, v = signature[:32].lstrip(b"\x00"), signature[32:64].lstrip(b"\x00"), signature[64]
-        return b"\x02" + rlp_encode([*unsigned, int_to_rlp_bytes(v), r, s])
+        return raw
 
 
 class FinalCounter:
@@ -157,7 +159,7 @@ def soak(
                 signer = signers[sent % len(signers)]
                 first = sent < len(signers)
                 data = commit if first else replace_selector + section + keccak(sent.to_bytes(8, "big"))
-                raw = "0x" + signer.sign(to, data).hex()
+                raw = signer.sign(to, data)
                 batch.append({"jsonrpc": "2.0", "id": sent, "method": "eth_sendRawTransaction", "params": [raw]})
                 sent += 1
             answers = post(urls[(sent // BATCH) % len(urls)], batch)

@@ -20,7 +20,7 @@ from eth_account import Account
 from eth_utils import keccak
 from reportlab.graphics.barcode import qrencoder
 
-from contracts.client import Signer
+from contracts.client import Signer, sign_offline
 from contracts.records import GuaranteeTerms
 from guarantees import letter, lifecycle
 from guarantees.errors import LetterError, LetterTooLarge, NotAPdf
@@ -273,7 +273,7 @@ def test_issue_transactions_are_signed_as_eth_account_signs_them(fees: dict[str,
         **fees,
     }
     reference = Account.sign_transaction(tx, GUARANTOR_KEY)
-    tx_hash, raw = lifecycle.sign_transaction({**tx, "from": GUARANTOR.address}, GUARANTOR_KEY)
+    tx_hash, raw = sign_offline({**tx, "from": GUARANTOR.address}, GUARANTOR_KEY)
     assert raw == "0x" + bytes(reference.raw_transaction).hex()
     assert tx_hash == "0x" + bytes(reference.hash).hex()
 
