@@ -378,12 +378,12 @@ class Chain:
         if refused:
             raise errors.TransactionFailed(f"node refused {len(refused)} transaction(s), first: {refused[0][1]}")
 
-    def wait_many(self, signed: Sequence[SignedTx]) -> list[TxResult]:
-        """Wait until sent transactions are all final; their results in order (reverts raised, named)."""
+    def final_receipts(self, tx_hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The raw receipts of sent transactions, once every one is final (`TransactionFailed` at the timeout)."""
         receipts: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + self.timeout
-        while len(receipts) < len(signed):
-            waiting = [tx.tx_hash for tx in signed if tx.tx_hash not in receipts]
+        while len(receipts) < len(tx_hashes):
+            waiting = [tx_hash for tx_hash in tx_hashes if tx_hash not in receipts]
             # Probe with the last transaction until it is final: it is mined after the others of its
             # sender, so a whole batch is not polled once per interval while it waits for a block.
             probe = self.rpc_batch([("eth_getTransactionReceipt", [waiting[-1]])])[0]
@@ -394,10 +394,15 @@ class Chain:
             ):
                 if answer.get("result"):
                     receipts[tx_hash] = answer["result"]
-            if len(receipts) < len(signed):
+            if len(receipts) < len(tx_hashes):
                 if time.monotonic() > deadline:
-                    raise errors.TransactionFailed(f"{len(signed) - len(receipts)} transaction(s) not final")
+                    raise errors.TransactionFailed(f"{len(tx_hashes) - len(receipts)} transaction(s) not final")
                 time.sleep(self.poll_interval)
+        return receipts
+
+    def wait_many(self, signed: Sequence[SignedTx]) -> list[TxResult]:
+        """Wait until sent transactions are all final; their results in order (reverts raised, named)."""
+        receipts = self.final_receipts([tx.tx_hash for tx in signed])
         results = []
         for tx in signed:
             receipt = receipts[tx.tx_hash]

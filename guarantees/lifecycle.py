@@ -9,7 +9,6 @@ skipped these functions still could not break them.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -395,33 +394,21 @@ def anchor_prepared(chain: Chain, prepared: Sequence[PreparedIssue]) -> list[Iss
 def await_prepared(chain: Chain, prepared: Sequence[PreparedIssue]) -> list[IssuedGuarantee]:
     """Wait until already sent prepared issues are final; the issued guarantees with their evidence.
 
-    Finality is seen from the transactions' blocks and success from their `GuaranteeIssued` events
-    (one `eth_getLogs` per block): far cheaper for a node than one receipt per transaction. A
-    transaction that emitted no event reverted; its receipt is then read to name the error.
+    Finality and success are read from the receipts (batched; a node answers each from one stored
+    record): a transaction whose receipt holds no `GuaranteeIssued` event reverted, and its receipt
+    is then replayed to name the error.
     """
     if not prepared:
         return []
-    blocks: dict[str, int] = {}
-    deadline = time.monotonic() + chain.timeout
-    while len(blocks) < len(prepared):
-        waiting = [p.signed_tx.tx_hash for p in prepared if p.signed_tx.tx_hash not in blocks]
-        # Probe with the last one until it is in a block, so waiting costs one lookup per interval.
-        probe = chain.rpc_batch([("eth_getTransactionByHash", [waiting[-1]])])[0].get("result") or {}
-        if probe.get("blockNumber") or len(waiting) == 1:
-            for tx_hash, answer in zip(
-                waiting, chain.rpc_batch([("eth_getTransactionByHash", [h]) for h in waiting]), strict=True
-            ):
-                found = answer.get("result") or {}
-                if found.get("blockNumber"):
-                    blocks[tx_hash] = int(found["blockNumber"], 16)
-        if len(blocks) < len(prepared):
-            if time.monotonic() > deadline:
-                raise TransactionFailed(f"{len(prepared) - len(blocks)} issue transaction(s) not final")
-            time.sleep(chain.poll_interval)
-    wanted: dict[int, list[bytes]] = {}
-    for p in prepared:
-        wanted.setdefault(blocks[p.signed_tx.tx_hash], []).append(p.guarantee_id)
-    anchorings = anchorings_in_blocks(chain, str(prepared[0].signed_tx.tx["to"]), wanted)
+    receipts = chain.final_receipts([p.signed_tx.tx_hash for p in prepared])
+    registry = str(prepared[0].signed_tx.tx["to"]).lower()
+    topic = "0x" + event_topic(chain, "GuaranteeIssued").hex()
+    anchorings: dict[bytes, Anchoring] = {}
+    for receipt in receipts.values():
+        for log in receipt["logs"]:
+            if str(log["address"]).lower() == registry and log["topics"] and log["topics"][0] == topic:
+                found = _anchoring(log)
+                anchorings[found.guarantee_id] = found
     issued = []
     for p in prepared:
         anchoring = anchorings.get(p.guarantee_id)
@@ -482,16 +469,21 @@ def anchorings_in_blocks(chain: Chain, registry: str, wanted: dict[int, list[byt
     found: dict[bytes, Anchoring] = {}
     for answer in answers:
         for log in answer.get("result") or []:
-            data = bytes.fromhex(log["data"][2:])
-            gid = bytes.fromhex(log["topics"][1][2:])
-            found[gid] = Anchoring(
-                guarantee_id=gid,
-                letter_hash=data[5 * 32 : 6 * 32],  # the sixth non-indexed word: letterHash
-                tx_hash=str(log["transactionHash"]),
-                block_number=int(log["blockNumber"], 16),
-                block_hash=str(log["blockHash"]),
-            )
+            anchoring = _anchoring(log)
+            found[anchoring.guarantee_id] = anchoring
     return found
+
+
+def _anchoring(log: dict[str, Any]) -> Anchoring:
+    """A `GuaranteeIssued` log (JSON-RPC shape) as the anchoring it records."""
+    data = bytes.fromhex(log["data"][2:])
+    return Anchoring(
+        guarantee_id=bytes.fromhex(log["topics"][1][2:]),
+        letter_hash=data[5 * 32 : 6 * 32],  # the sixth non-indexed word: letterHash
+        tx_hash=str(log["transactionHash"]),
+        block_number=int(log["blockNumber"], 16),
+        block_hash=str(log["blockHash"]),
+    )
 
 
 def issue(
