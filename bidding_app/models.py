@@ -256,3 +256,35 @@ class OutboxLease(Base):
     name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     holder: Mapped[str] = mapped_column(sa.String(120))
     expires_at: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class Award(Base):
+    """The agency's award of a section (定标) and the tenderer's record of the contract that followed.
+
+    status: awarding → awarded (final on chain) or failed (`error_code`); contract_status: none →
+    recording → signed | refused, or failed. The chain has the last word: the agency may award only a
+    bid that opened, once the witnesses' quorum attested and no objection is pending.
+    """
+
+    __tablename__ = "award"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    section_id: Mapped[int] = mapped_column(sa.ForeignKey("section.id"), unique=True)
+    winner_id: Mapped[int] = mapped_column(sa.ForeignKey("organisation.id"), index=True)
+    summary: Mapped[str] = mapped_column(sa.Text)
+    award_hash: Mapped[str] = mapped_column(sa.String(66))
+    status: Mapped[str] = mapped_column(sa.String(20))
+    error_code: Mapped[str | None] = mapped_column(sa.String(80))
+    chain_tx: Mapped[str | None] = mapped_column(sa.String(66))
+    chain_block: Mapped[int | None] = mapped_column(sa.BigInteger)
+    contract_status: Mapped[str] = mapped_column(sa.String(20), default="none")
+    contract_note: Mapped[str | None] = mapped_column(sa.Text)
+    contract_hash: Mapped[str | None] = mapped_column(sa.String(66))
+    contract_error_code: Mapped[str | None] = mapped_column(sa.String(80))
+    contract_tx: Mapped[str | None] = mapped_column(sa.String(66))
+    contract_block: Mapped[int | None] = mapped_column(sa.BigInteger)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+    updated_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+
+    section: Mapped[Section] = relationship()
+    winner: Mapped[Organisation] = relationship(lazy="joined")

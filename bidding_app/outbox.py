@@ -46,7 +46,8 @@ from contracts.client import Chain, Deployment, _revert_from
 log = logging.getLogger(__name__)
 
 ROUND_SIZE = 200  # entries signed and sent before the sender waits for them to be final
-ACTIONS = ("create_tender", "add_section", "commit_bid", "replace_bid", "withdraw_bid")
+ACTIONS = ("create_tender", "add_section", "commit_bid", "replace_bid", "withdraw_bid",
+           "award", "record_contract_signed", "record_refusal_to_sign")
 
 
 class TransientChainError(Exception):
@@ -70,6 +71,10 @@ def _b32(value: str) -> bytes:
 
 def encode_call(deployment: Deployment, action: str, payload: dict[str, Any]) -> tuple[str, bytes]:
     """The contract address and calldata of an outbox entry."""
+    from bidding_app import awards
+
+    if action in awards.ACTIONS:
+        return awards.encode_call(deployment, action, payload)
     registry = deployment.tenders
     if action == "create_tender":
         args: list[Any] = [_b32(payload["tender_id"]), to_checksum_address(payload["tenderer"]),
@@ -108,7 +113,11 @@ def _bid(session: Session, payload: dict[str, Any]) -> Bid:
 
 
 def apply_confirmed(session: Session, entry: OutboxEntry, payload: dict[str, Any]) -> None:
-    if entry.action == "create_tender":
+    from bidding_app import awards
+
+    if entry.action in awards.ACTIONS:
+        awards.apply_confirmed(session, entry, payload)
+    elif entry.action == "create_tender":
         tender = session.scalars(sa.select(Tender).where(Tender.chain_id == payload["tender_id"])).one()
         tender.chain_tx, tender.chain_block = entry.tx_hash, entry.block_number
     elif entry.action == "add_section":
@@ -124,7 +133,11 @@ def apply_confirmed(session: Session, entry: OutboxEntry, payload: dict[str, Any
 
 
 def apply_failed(session: Session, entry: OutboxEntry, payload: dict[str, Any]) -> None:
-    if entry.action in ("commit_bid", "replace_bid", "withdraw_bid"):
+    from bidding_app import awards
+
+    if entry.action in awards.ACTIONS:
+        awards.apply_failed(session, entry, payload)
+    elif entry.action in ("commit_bid", "replace_bid", "withdraw_bid"):
         bid = _bid(session, payload)
         # A refused first commit leaves no bid; a refused replace or withdrawal leaves the committed one.
         bid.status = "failed" if entry.action == "commit_bid" else "committed"

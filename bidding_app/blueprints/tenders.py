@@ -119,6 +119,7 @@ def detail(tender_id: int) -> ResponseReturnValue:
                                 bid_of(db.session, user.organisation, section))
     return render_template("tenders/detail.html", tender=tender, mine=mine, chain_now=gateway().now(),
                            owner=tender.agency_id == user.organisation_id,
+                           tenderer_view=tender.tenderer_id == user.organisation_id,
                            stale=service.bids_needing_reconfirmation(db.session, tender))
 
 

@@ -28,6 +28,7 @@ USERS = {
 }
 EVERYONE = set(USERS)
 AGENCY, BIDDER = {"agency"}, {"bidder"}
+AWARD_READERS = {"agency", "tenderer", "bidder", "regulator", "admin"}
 
 # (method, path, who may use it); {t} tender, {s} section, {b} bid.
 ROUTES: list[tuple[str, str, set[str]]] = [
@@ -63,6 +64,12 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("GET", "/api/v1/sections/{s}/envelopes", {"agency", "witness", "admin"}),
     ("GET", "/api/v1/sections/{s}/envelopes/{b}", {"agency", "witness", "admin"}),
     ("GET", "/api/v1/sections/{s}/early-access", {"admin", "regulator"}),
+    # The award: the tender's agency and tenderer, the section's bidders, regulators and admins see it.
+    ("GET", "/sections/{s}/award", AWARD_READERS),
+    ("POST", "/sections/{s}/award", AWARD_READERS),
+    ("GET", "/api/v1/sections/{s}/award", AWARD_READERS),
+    ("POST", "/api/v1/sections/{s}/award", AGENCY),
+    ("POST", "/api/v1/sections/{s}/contract", {"tenderer"}),
 ]
 
 
