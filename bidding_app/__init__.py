@@ -28,13 +28,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     kek = load_kek(app.config["KEY_ENCRYPTION_KEY"], Path(app.config["KEY_ENCRYPTION_KEY_FILE"]))
     gateway = init_chain(app, kek)
 
-    from bidding_app.blueprints import admin, api, auth, awards, bids, envelopes, tenders
+    from bidding_app.blueprints import admin, api, auth, awards, bids, envelopes, key_ceremony, tenders
 
-    for blueprint in (auth.bp, tenders.bp, bids.bp, admin.bp, api.bp, envelopes.bp, awards.bp, awards.api_bp):
+    pages = (auth.bp, tenders.bp, bids.bp, admin.bp, awards.bp, key_ceremony.bp)
+    apis = (api.bp, envelopes.bp, awards.api_bp, key_ceremony.api_bp)  # token-only: no CSRF
+    for blueprint in (*pages, *apis):
         app.register_blueprint(blueprint)
-    csrf.exempt(api.bp)
-    csrf.exempt(envelopes.bp)
-    csrf.exempt(awards.api_bp)
+    for blueprint in apis:
+        csrf.exempt(blueprint)
     if gateway.deployment is not None:
         # Anyone holding a guarantee letter checks it here, without an account: the page its QR code
         # points to (`/guarantees/verify?number=`) and the JSON API (issue #5).

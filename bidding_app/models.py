@@ -97,9 +97,13 @@ class Section(Base):
     bid_validity_period: Mapped[int] = mapped_column(sa.BigInteger)
     min_valid_bids: Mapped[int] = mapped_column(sa.Integer)
     witness_quorum: Mapped[int] = mapped_column(sa.Integer)
-    opening_key: Mapped[str] = mapped_column(sa.String(200))
+    opening_key: Mapped[str] = mapped_column(sa.String(1030))  # 0x + up to 512 bytes in hex
     chain_tx: Mapped[str | None] = mapped_column(sa.String(66))
     chain_block: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # Set when the witnesses' key ceremony anchored the opening key after publication (setOpeningKey).
+    opening_key_tx: Mapped[str | None] = mapped_column(sa.String(66))
+    opening_key_block: Mapped[int | None] = mapped_column(sa.BigInteger)
+    key_ceremony_error: Mapped[str | None] = mapped_column(sa.String(600))
 
     tender: Mapped[Tender] = relationship(back_populates="sections", lazy="joined")
     witnesses: Mapped[list[SectionWitness]] = relationship(back_populates="section")
@@ -288,3 +292,19 @@ class Award(Base):
 
     section: Mapped[Section] = relationship()
     winner: Mapped[Organisation] = relationship(lazy="joined")
+
+
+class KeyCeremonyMessage(Base):
+    """One witness's message in a section's key ceremony (DKG): its transport key, its deal or its
+    complaints, as JSON. Public data: deals are encrypted to the recipients' transport keys."""
+
+    __tablename__ = "key_ceremony_message"
+    __table_args__ = (sa.UniqueConstraint("section_id", "witness_index", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    section_id: Mapped[int] = mapped_column(sa.ForeignKey("section.id"), index=True)
+    witness_index: Mapped[int] = mapped_column(sa.Integer)
+    organisation_id: Mapped[int] = mapped_column(sa.ForeignKey("organisation.id"))
+    kind: Mapped[str] = mapped_column(sa.String(20))  # transport_key | deal | complaints
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)

@@ -19,6 +19,7 @@ One sender works at a time per database (a lease row it renews; a dead sender's 
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -46,8 +47,19 @@ from contracts.client import Chain, Deployment, _revert_from
 log = logging.getLogger(__name__)
 
 ROUND_SIZE = 200  # entries signed and sent before the sender waits for them to be final
-ACTIONS = ("create_tender", "add_section", "commit_bid", "replace_bid", "withdraw_bid",
-           "award", "record_contract_signed", "record_refusal_to_sign")
+ACTIONS = ("create_tender", "add_section", "commit_bid", "replace_bid", "withdraw_bid")
+# Features that keep their own chain writes: each module has ACTIONS, encode_call, apply_confirmed and
+# apply_failed (imported when first needed: they import this module to enqueue).
+FEATURE_MODULES = ("bidding_app.awards", "bidding_app.key_ceremony")
+
+
+def feature_of(action: str) -> Any:
+    """The feature module that owns `action`, or None for the actions of this module."""
+    for name in FEATURE_MODULES:
+        module = importlib.import_module(name)
+        if action in module.ACTIONS:
+            return module
+    return None
 
 
 class TransientChainError(Exception):
@@ -56,7 +68,7 @@ class TransientChainError(Exception):
 
 def enqueue(session: Session, organisation_id: int, action: str, key: str, payload: dict[str, Any]) -> OutboxEntry:
     """Add a chain write to the caller's transaction; it is sent only if that transaction commits."""
-    if action not in ACTIONS:
+    if action not in ACTIONS and feature_of(action) is None:
         raise ValueError(f"unknown outbox action {action}")
     entry = OutboxEntry(
         key=key, organisation_id=organisation_id, action=action, payload=json.dumps(payload, sort_keys=True)
@@ -71,10 +83,9 @@ def _b32(value: str) -> bytes:
 
 def encode_call(deployment: Deployment, action: str, payload: dict[str, Any]) -> tuple[str, bytes]:
     """The contract address and calldata of an outbox entry."""
-    from bidding_app import awards
-
-    if action in awards.ACTIONS:
-        return awards.encode_call(deployment, action, payload)
+    feature = feature_of(action)
+    if feature is not None:
+        return feature.encode_call(deployment, action, payload)  # type: ignore[no-any-return]
     registry = deployment.tenders
     if action == "create_tender":
         args: list[Any] = [_b32(payload["tender_id"]), to_checksum_address(payload["tenderer"]),
@@ -113,10 +124,9 @@ def _bid(session: Session, payload: dict[str, Any]) -> Bid:
 
 
 def apply_confirmed(session: Session, entry: OutboxEntry, payload: dict[str, Any]) -> None:
-    from bidding_app import awards
-
-    if entry.action in awards.ACTIONS:
-        awards.apply_confirmed(session, entry, payload)
+    feature = feature_of(entry.action)
+    if feature is not None:
+        feature.apply_confirmed(session, entry, payload)
     elif entry.action == "create_tender":
         tender = session.scalars(sa.select(Tender).where(Tender.chain_id == payload["tender_id"])).one()
         tender.chain_tx, tender.chain_block = entry.tx_hash, entry.block_number
@@ -133,10 +143,9 @@ def apply_confirmed(session: Session, entry: OutboxEntry, payload: dict[str, Any
 
 
 def apply_failed(session: Session, entry: OutboxEntry, payload: dict[str, Any]) -> None:
-    from bidding_app import awards
-
-    if entry.action in awards.ACTIONS:
-        awards.apply_failed(session, entry, payload)
+    feature = feature_of(entry.action)
+    if feature is not None:
+        feature.apply_failed(session, entry, payload)
     elif entry.action in ("commit_bid", "replace_bid", "withdraw_bid"):
         bid = _bid(session, payload)
         # A refused first commit leaves no bid; a refused replace or withdrawal leaves the committed one.

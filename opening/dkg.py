@@ -138,7 +138,8 @@ def deal(params: DkgParams, dealer: int, *, cheat_recipient: int | None = None) 
     return Deal(dealer, commitments, tuple(encrypted))
 
 
-def _check_shape(params: DkgParams, deal_: Deal) -> None:
+def check_deal_shape(params: DkgParams, deal_: Deal) -> None:
+    """Refuse (InvalidDeal) a deal that cannot be one for these parameters: a relay checks this on receipt."""
     if not 1 <= deal_.dealer <= params.witnesses:
         raise InvalidDeal(f"dealer {deal_.dealer} is not a witness index")
     if len(deal_.commitments) != params.threshold or len(deal_.encrypted_shares) != params.witnesses:
@@ -181,7 +182,7 @@ def receive(params: DkgParams, deals: Sequence[Deal], recipient: int, transport_
     complaints = []
     for deal_ in deals:
         try:
-            _check_shape(params, deal_)
+            check_deal_shape(params, deal_)
         except InvalidDeal:
             continue  # disqualified publicly by `finish`; nothing to prove
         ephemeral = Point.decode(deal_.encrypted_shares[recipient - 1][:33])
@@ -234,7 +235,7 @@ def finish(params: DkgParams, deals: Sequence[Deal], complaints: Sequence[Compla
     disqualified: dict[int, str] = {}
     for deal_ in deals:
         try:
-            _check_shape(params, deal_)
+            check_deal_shape(params, deal_)
         except InvalidDeal as error:
             disqualified[deal_.dealer] = f"malformed deal: {error}"
             continue

@@ -29,6 +29,7 @@ USERS = {
 EVERYONE = set(USERS)
 AGENCY, BIDDER = {"agency"}, {"bidder"}
 AWARD_READERS = {"agency", "tenderer", "bidder", "regulator", "admin"}
+CEREMONY_READERS = {"agency", "witness", "regulator", "admin"}
 
 # (method, path, who may use it); {t} tender, {s} section, {b} bid.
 ROUTES: list[tuple[str, str, set[str]]] = [
@@ -70,6 +71,11 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("GET", "/api/v1/sections/{s}/award", AWARD_READERS),
     ("POST", "/api/v1/sections/{s}/award", AGENCY),
     ("POST", "/api/v1/sections/{s}/contract", {"tenderer"}),
+    # The key ceremony: the section's witnesses post, its agency may close it; regulators and admins watch.
+    ("GET", "/sections/{s}/key-ceremony", CEREMONY_READERS),
+    ("GET", "/api/v1/sections/{s}/key-ceremony", CEREMONY_READERS),
+    ("POST", "/api/v1/sections/{s}/key-ceremony/transport-key", {"admin", "witness"}),
+    ("POST", "/api/v1/sections/{s}/key-ceremony/close", AGENCY),
 ]
 
 
