@@ -18,8 +18,10 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from eth_utils import to_checksum_address
 
@@ -55,34 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         args.platform_port = 0
 
     artifacts = compile_all()
-    stop_chain: Callable[[], None]
-    alive: Callable[[], bool]
-    layouts: list[NodeLayout] = []
-    if args.chain == "anvil":
-        anvil = start_anvil(args.port or None)
-        rpc_url, stop_chain = anvil.rpc_url, anvil.stop
-
-        def alive() -> bool:
-            return anvil.process.poll() is None
-
-        chain_label, logs = "anvil from node_modules (reference node)", str(anvil.log_path)
-    else:
-        folder = args.folder
-        if folder.exists():
-            shutil.rmtree(folder)
-        layouts = lay_out(folder, args.validators, base_rpc_port=args.port or None)
-        validators = [start_validator(layout, folder / "logs") for layout in layouts]
-        wait_for_blocks(layouts[0].rpc_url, 1, timeout=60)
-        rpc_url = layouts[0].rpc_url
-
-        def stop_chain() -> None:
-            for validator in validators:
-                validator.stop()
-
-        def alive() -> bool:
-            return all(v.process.poll() is None for v in validators)
-
-        chain_label, logs = f"chain_node, {len(layouts)} QBFT validators (separate processes)", str(folder / "logs")
+    local = start_chain(args.chain, args.port, args.validators, args.folder)
+    rpc_url, layouts, chain_label, logs = local.rpc_url, local.layouts, local.label, local.logs
+    stop_chain, alive = local.stop, local.alive
     stop = threading.Event()
     stoppers: list[subprocess.Popen[bytes]] = []
 
@@ -92,10 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        chain = Chain(rpc_url)
-        _, manifest = deploy(chain, load_config(args.config))
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        manifest = deploy_consortium(rpc_url, args.config, args.out)
         print(f"Jianzheng local platform (chain: {chain_label})")
         print(f"  JSON-RPC      {rpc_url}   chain id {manifest['chainId']}")
         if args.chain == "chain_node":
@@ -116,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  manifest      {args.out}")
         sys.stdout.flush()
         if not args.no_platform:
-            platform = start_platform(rpc_url, args.out, args.config, args.platform_port)
+            platform, _ = start_platform(rpc_url, args.out, args.config, args.platform_port)
             platform_alive = platform.poll
             stoppers.append(platform)
         else:
@@ -141,12 +115,55 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def start_platform(rpc_url: str, deployment: Path, consortium: Path, port: int) -> subprocess.Popen[bytes]:
-    """Start the web platform (scripts/run_platform.py) on a fresh database and wait until it answers.
+@dataclass
+class LocalChain:
+    rpc_url: str
+    rpc_urls: list[str]
+    label: str
+    logs: str
+    layouts: list[NodeLayout]
+    stop: Callable[[], None]
+    alive: Callable[[], bool]
+
+
+def start_chain(kind: str, port: int, validators: int, folder: Path) -> LocalChain:
+    """A fresh local chain: `validators` chain_node processes (data under `folder`, emptied first) or anvil."""
+    if kind == "anvil":
+        anvil = start_anvil(port or None)
+        return LocalChain(anvil.rpc_url, [anvil.rpc_url], "anvil from node_modules (reference node)",
+                          str(anvil.log_path), [], anvil.stop, lambda: anvil.process.poll() is None)
+    if folder.exists():
+        shutil.rmtree(folder)
+    layouts = lay_out(folder, validators, base_rpc_port=port or None)
+    running = [start_validator(layout, folder / "logs") for layout in layouts]
+    wait_for_blocks(layouts[0].rpc_url, 1, timeout=60)
+
+    def stop() -> None:
+        for validator in running:
+            validator.stop()
+
+    return LocalChain(layouts[0].rpc_url, [layout.rpc_url for layout in layouts],
+                      f"chain_node, {len(layouts)} QBFT validators (separate processes)", str(folder / "logs"),
+                      layouts, stop, lambda: all(v.process.poll() is None for v in running))
+
+
+def deploy_consortium(rpc_url: str, config: Path, out: Path) -> dict[str, Any]:
+    """Deploy the consortium's contracts and write the deployment manifest to `out`."""
+    _, manifest = deploy(Chain(rpc_url), load_config(config))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return manifest
+
+
+def start_platform(
+    rpc_url: str, deployment: Path, consortium: Path, port: int, *, folder: Path | None = None, announce: bool = True
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the web platform (scripts/run_platform.py) on a fresh database and wait until it answers;
+    returns the process and its URL.
 
     The chain starts empty on every run, so the platform's database does too (build/platform/).
     """
-    folder = PROJECT_ROOT / "build" / "platform"
+    folder = folder or PROJECT_ROOT / "build" / "platform"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -174,11 +191,12 @@ def start_platform(rpc_url: str, deployment: Path, consortium: Path, port: int) 
             process.kill()
             raise RuntimeError(f"the platform did not start on {url}")
         time.sleep(0.3)
-    password = os.environ.get("JIANZHENG_DEV_PASSWORD", "jianzheng-dev")
-    print(f"  platform      {url}  (log in with a member's 统一社会信用代码 as user name, password {password})")
-    print(f"  guarantees    {url}guarantees/verify  (anyone checks a letter: upload it or type its number)")
-    sys.stdout.flush()
-    return process
+    if announce:
+        password = os.environ.get("JIANZHENG_DEV_PASSWORD", "jianzheng-dev")
+        print(f"  platform      {url}  (log in with a member's 统一社会信用代码 as user name, password {password})")
+        print(f"  guarantees    {url}guarantees/verify  (anyone checks a letter: upload it or type its number)")
+        sys.stdout.flush()
+    return process, url
 
 
 if __name__ == "__main__":
