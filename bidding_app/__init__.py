@@ -28,9 +28,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     kek = load_kek(app.config["KEY_ENCRYPTION_KEY"], Path(app.config["KEY_ENCRYPTION_KEY_FILE"]))
     gateway = init_chain(app, kek)
 
-    from bidding_app.blueprints import admin, api, auth, bids, envelopes, tenders
+    from bidding_app.blueprints import admin, api, auth, bids, envelopes, regulator, tenders, witness
 
-    for blueprint in (auth.bp, tenders.bp, bids.bp, admin.bp, api.bp, envelopes.bp):
+    for blueprint in (auth.bp, tenders.bp, bids.bp, admin.bp, api.bp, envelopes.bp, witness.bp, regulator.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)
     csrf.exempt(envelopes.bp)
