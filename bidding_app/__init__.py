@@ -28,9 +28,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     kek = load_kek(app.config["KEY_ENCRYPTION_KEY"], Path(app.config["KEY_ENCRYPTION_KEY_FILE"]))
     gateway = init_chain(app, kek)
 
-    from bidding_app.blueprints import admin, api, auth, awards, bids, envelopes, key_ceremony, tenders
+    from bidding_app.blueprints import (
+        admin,
+        api,
+        auth,
+        awards,
+        bids,
+        envelopes,
+        key_ceremony,
+        regulator,
+        tenders,
+        witness,
+    )
 
-    pages = (auth.bp, tenders.bp, bids.bp, admin.bp, awards.bp, key_ceremony.bp)
+    pages = (auth.bp, tenders.bp, bids.bp, admin.bp, awards.bp, key_ceremony.bp, witness.bp, regulator.bp)
     apis = (api.bp, envelopes.bp, awards.api_bp, key_ceremony.api_bp)  # token-only: no CSRF
     for blueprint in (*pages, *apis):
         app.register_blueprint(blueprint)

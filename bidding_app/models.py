@@ -308,3 +308,22 @@ class KeyCeremonyMessage(Base):
     kind: Mapped[str] = mapped_column(sa.String(20))  # transport_key | deal | complaints
     body: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+
+
+class BidUploadOrigin(Base):
+    """Where one bid upload came from, for the regulator's collusion signals (issue #6, 智慧监管).
+
+    `client_ip` is the peer address, or the forwarded client address when the peer is a configured
+    trusted proxy (`TRUSTED_PROXIES`); `device_id` is the random id the bid page keeps in the
+    browser's localStorage (none for API uploads that send no `X-Device-Id`).
+    """
+
+    __tablename__ = "bid_upload_origin"
+
+    upload_id: Mapped[int] = mapped_column(sa.ForeignKey("bid_upload.id"), primary_key=True)
+    client_ip: Mapped[str] = mapped_column(sa.String(64), index=True)
+    device_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    user_agent: Mapped[str] = mapped_column(sa.String(300))
+    recorded_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+
+    upload: Mapped[BidUpload] = relationship(lazy="joined")

@@ -514,6 +514,26 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
             "validators": [_addr(a) for a in node.validators_at(block.header.number).addresses],
         }
 
+    def get_seals(params: list[Any]) -> dict[str, Any]:
+        """A final block's header and commit seals, with the set that sealed it: what a block explorer
+        shows and checks for a block with no transaction to ask `jz_getProof` about."""
+        rpc.check_arity(params, 1)
+        number = _block_number(node, rpc.param(params, 0, "block", required=False, default="latest"))
+        stored = node.store.block_by_number(number) if number <= node.head.number else None
+        located = _block(node, number)
+        if stored is None or located is None:
+            raise RpcError(rpc.RESOURCE_NOT_FOUND, f"block {number} is not final yet")
+        from chain_node.node import decode_seals
+
+        header = located[0].header
+        return {
+            "blockNumber": _q(number),
+            "blockHash": _d(header.hash()),
+            "header": _d(header.encode()),
+            "commitSeals": [{"validator": _addr(a), "signature": _d(s)} for a, s in decode_seals(stored.seals)],
+            "validators": [_addr(a) for a in node.validators_at(number).addresses],
+        }
+
     def status(params: list[Any]) -> dict[str, Any]:
         return {
             "address": _addr(node.address),
@@ -564,6 +584,7 @@ def methods(node: Validator) -> dict[str, rpc.Method]:
         "jz_validators": validators,
         "jz_voteValidator": vote_validator,
         "jz_getProof": get_proof,
+        "jz_getSeals": get_seals,
         "jz_status": status,
         "jz_devIncreaseTime": dev_increase_time,
     }

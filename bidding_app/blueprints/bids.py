@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from flask.typing import ResponseReturnValue
 
 from bidding_app import bids as service
+from bidding_app import oversight
 from bidding_app.accounts import current_user, requires
 from bidding_app.chain import gateway
 from bidding_app.db import db
@@ -46,6 +47,14 @@ def upload_parts() -> tuple[dict[str, str], IO[bytes]]:
     return fields, request.stream
 
 
+def upload_client_ip() -> str:
+    """The uploader's address for the regulator, through the configured trusted proxies only."""
+    trusted = current_app.config.get("TRUSTED_PROXIES") or ()
+    if isinstance(trusted, str):
+        trusted = [part.strip() for part in trusted.split(",")]
+    return oversight.client_ip(request.remote_addr or "", request.headers.get("X-Forwarded-For", ""), list(trusted))
+
+
 def receive_bid(section_id: int) -> Bid:
     """The shared body of the page's and the API's upload: parse, receive the envelope, submit."""
     bidder = current_user().organisation
@@ -59,10 +68,12 @@ def receive_bid(section_id: int) -> Bid:
     cover = None
     if fields["cover_kind"]:
         cover = service.parse_cover(fields["cover_kind"], fields["cover_ref"], fields["guarantee_salt"])
+    device_id = oversight.parse_device_id(request.headers.get("X-Device-Id"))
     envelope = service.receive_envelope(stream, incoming_folder(), int(current_app.config["MAX_BID_BYTES"]))
     context = service.UploadContext(key, request.remote_addr or "", request.headers.get("User-Agent", ""),
                                     gateway().now())
     bid = service.submit(db.session, bidder, section, cover, commitment, envelope, context)
+    oversight.record_origin(db.session, bidder.id, key, upload_client_ip(), device_id, context.user_agent)
     outbox_wake()
     return bid
 

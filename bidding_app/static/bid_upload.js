@@ -23,6 +23,18 @@ function hex(bytes) {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+// A random id of this browser, kept in localStorage and sent with every upload: the regulator's
+// same-device signal between bidders (bidding_app/oversight.py). It identifies the browser, not a person.
+function deviceId() {
+  let id = null;
+  try { id = window.localStorage.getItem("jz-device-id"); } catch (_) { /* storage disabled */ }
+  if (!id || !/^[A-Za-z0-9-]{16,64}$/.test(id)) {
+    id = hex(crypto.getRandomValues(new Uint8Array(16)));
+    try { window.localStorage.setItem("jz-device-id", id); } catch (_) { /* sent once, not kept */ }
+  }
+  return id;
+}
+
 function fen(yuan) {
   const match = /^(\d{1,13})(?:\.(\d{1,2}))?$/.exec(yuan.trim().replace(/,/g, ""));
   if (!match) return null;
@@ -64,6 +76,7 @@ if (form) {
         "X-CSRFToken": data.get("csrf_token"),
         "X-Commitment": commitment,
         "X-Submission-Key": data.get("submission_key"),
+        "X-Device-Id": deviceId(),
       };
       for (const [name, header] of [["cover_kind", "X-Cover-Kind"], ["cover_ref", "X-Cover-Ref"],
                                     ["guarantee_salt", "X-Guarantee-Salt"]]) {

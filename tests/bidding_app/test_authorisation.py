@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 
 from bidding_app.accounts import hash_password
 from bidding_app.db import db
-from bidding_app.models import Bid, Organisation, User
+from bidding_app.models import Bid, BidUpload, Organisation, User
 from contracts.records import Role
 from tests.bidding_app.conftest import PASSWORD, Clients, csrf_of, login
 from tests.bidding_app.test_bids import open_section, placed_bid
@@ -30,6 +30,7 @@ EVERYONE = set(USERS)
 AGENCY, BIDDER = {"agency"}, {"bidder"}
 AWARD_READERS = {"agency", "tenderer", "bidder", "regulator", "admin"}
 CEREMONY_READERS = {"agency", "witness", "regulator", "admin"}
+PORTAL, REGULATOR = {"admin", "regulator", "witness"}, {"admin", "regulator"}
 
 # (method, path, who may use it); {t} tender, {s} section, {b} bid.
 ROUTES: list[tuple[str, str, set[str]]] = [
@@ -76,6 +77,20 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("GET", "/api/v1/sections/{s}/key-ceremony", CEREMONY_READERS),
     ("POST", "/api/v1/sections/{s}/key-ceremony/transport-key", {"admin", "witness"}),
     ("POST", "/api/v1/sections/{s}/key-ceremony/close", AGENCY),
+    # The witness portal: explorer and histories for witnesses, regulators, admins; proofs (linked from the
+    # opening hall for every anchored item) for every signed-in user.
+    ("GET", "/witness", PORTAL),
+    ("GET", "/witness/blocks", PORTAL),
+    ("GET", "/witness/blocks/1", PORTAL),
+    ("GET", "/witness/sections/{s}/history", PORTAL),
+    ("GET", "/witness/proofs/{x}", EVERYONE),
+    ("GET", "/witness/proofs/{x}/bundle.json", EVERYONE),
+    ("GET", "/witness/proofs/{x}/validators.json", EVERYONE),
+    ("GET", "/witness/ethers.js", EVERYONE),
+    ("GET", "/regulator", REGULATOR),
+    ("GET", "/regulator/alerts", REGULATOR),
+    ("GET", "/regulator/sections/{s}", REGULATOR),
+    ("GET", "/regulator/uploads/{u}", REGULATOR),
 ]
 
 
@@ -94,7 +109,8 @@ def test_every_route_for_every_role(clients: Clients, platform: Platform) -> Non
     section, _owner = placed_bid(clients, platform, b"sealed")
     with clients.app.app_context():
         bid = db.session.scalars(sa.select(Bid)).one()
-    ids = {"t": section.tender_id, "s": section.id, "b": bid.id}
+        upload_id = db.session.scalars(sa.select(BidUpload.id)).one()
+    ids = {"t": section.tender_id, "s": section.id, "b": bid.id, "u": upload_id, "x": section.chain_tx}
     for role, username in USERS.items():
         client = clients.app.test_client()
         assert login(client, username).status_code == 302

@@ -331,3 +331,21 @@ def test_proof_bundle_verifies_offline_and_names_each_failure(net: Backend, tmp_
         timeout=60,
     )
     assert foreign.returncode == 1 and "not final under this validator set" in foreign.stdout
+
+
+def test_block_seals_are_served_for_any_final_block(net: Backend) -> None:
+    """jz_getSeals: a block's header, commit seals and validator set, for explorers (blocks without a
+    transaction have no jz_getProof to ask)."""
+    from chain_node.blocks import Header
+    from chain_node.consensus import ValidatorSet, check_commit_seals
+
+    number = int(rpc_call(net.rpc_urls[1], "eth_blockNumber"), 16)
+    answer = rpc_call(net.rpc_urls[1], "jz_getSeals", [hex(number)])
+    header = Header.decode(bytes(HexBytes(answer["header"])))
+    assert header.number == number and "0x" + header.hash().hex() == answer["blockHash"]
+    assert answer["blockHash"] == rpc_call(net.rpc_urls[1], "eth_getBlockByNumber", [hex(number), False])["hash"]
+    validators = ValidatorSet.of(bytes(HexBytes(a)) for a in answer["validators"])
+    seals = [(bytes(HexBytes(s["validator"])), bytes(HexBytes(s["signature"]))) for s in answer["commitSeals"]]
+    assert check_commit_seals(header.hash(), seals, validators).ok
+    with pytest.raises(RuntimeError, match="not final yet"):
+        rpc_call(net.rpc_urls[1], "jz_getSeals", [hex(number + 1000)])
