@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 
 from bidding_app import config as settings
+from bidding_app import hall_driver
 from bidding_app.chain import init_chain
 from bidding_app.db import db
 from bidding_app.keys import load_kek
@@ -28,12 +29,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     kek = load_kek(app.config["KEY_ENCRYPTION_KEY"], Path(app.config["KEY_ENCRYPTION_KEY_FILE"]))
     gateway = init_chain(app, kek)
 
-    from bidding_app.blueprints import admin, api, auth, bids, envelopes, tenders
+    from bidding_app.blueprints import admin, api, auth, bids, envelopes, hall, tenders
 
-    for blueprint in (auth.bp, tenders.bp, bids.bp, admin.bp, api.bp, envelopes.bp):
+    for blueprint in (auth.bp, tenders.bp, bids.bp, admin.bp, api.bp, envelopes.bp, hall.bp, hall.api_bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)
     csrf.exempt(envelopes.bp)
+    csrf.exempt(hall.api_bp)
     if gateway.deployment is not None:
         # Anyone holding a guarantee letter checks it here, without an account: the page its QR code
         # points to (`/guarantees/verify?number=`) and the JSON API (issue #5).
@@ -46,6 +48,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     sender = OutboxSender(app, gateway)
     app.extensions["jianzheng_outbox"] = sender
+    sender.after_round = hall_driver.driver_for(app, gateway)  # the opening hall's background work
     if app.config["OUTBOX_THREAD"] and gateway.chain is not None:
         sender.start(float(app.config["OUTBOX_POLL_INTERVAL"]))
     return app

@@ -28,6 +28,8 @@ USERS = {
 }
 EVERYONE = set(USERS)
 AGENCY, BIDDER = {"agency"}, {"bidder"}
+HALL = EVERYONE - {"guarantor"}
+SECTION_WITNESSES = {"admin", "witness"}
 
 # (method, path, who may use it); {t} tender, {s} section, {b} bid.
 ROUTES: list[tuple[str, str, set[str]]] = [
@@ -63,6 +65,19 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("GET", "/api/v1/sections/{s}/envelopes", {"agency", "witness", "admin"}),
     ("GET", "/api/v1/sections/{s}/envelopes/{b}", {"agency", "witness", "admin"}),
     ("GET", "/api/v1/sections/{s}/early-access", {"admin", "regulator"}),
+    # The opening hall: the section's participants, regulators and admins (the guarantor is none of them).
+    ("GET", "/sections/{s}/hall", HALL),
+    ("GET", "/sections/{s}/hall/record.pdf", HALL),
+    ("GET", "/sections/{s}/hall/record.json", HALL),
+    ("GET", "/api/v1/sections/{s}/hall", HALL),
+    ("POST", "/sections/{s}/share-batches", SECTION_WITNESSES),
+    ("POST", "/api/v1/sections/{s}/share-batches", SECTION_WITNESSES),
+    ("POST", "/sections/{s}/attestation", SECTION_WITNESSES),
+    ("POST", "/api/v1/sections/{s}/attestation", SECTION_WITNESSES),
+    ("POST", "/sections/{s}/responses", BIDDER),
+    ("POST", "/api/v1/sections/{s}/responses", BIDDER),
+    ("POST", "/sections/{s}/responses/1/answer", AGENCY),
+    ("POST", "/api/v1/sections/{s}/responses/1/answer", AGENCY),
 ]
 
 
