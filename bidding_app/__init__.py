@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 
 from bidding_app import config as settings
+from bidding_app import hall_driver
 from bidding_app.chain import init_chain
 from bidding_app.db import db
 from bidding_app.keys import load_kek
@@ -35,14 +36,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         awards,
         bids,
         envelopes,
+        hall,
         key_ceremony,
         regulator,
         tenders,
         witness,
     )
 
-    pages = (auth.bp, tenders.bp, bids.bp, admin.bp, awards.bp, key_ceremony.bp, witness.bp, regulator.bp)
-    apis = (api.bp, envelopes.bp, awards.api_bp, key_ceremony.api_bp)  # token-only: no CSRF
+    pages = (auth.bp, tenders.bp, bids.bp, admin.bp, awards.bp, key_ceremony.bp, witness.bp, regulator.bp,
+             hall.bp)
+    apis = (api.bp, envelopes.bp, awards.api_bp, key_ceremony.api_bp, hall.api_bp)  # token-only: no CSRF
     for blueprint in (*pages, *apis):
         app.register_blueprint(blueprint)
     for blueprint in apis:
@@ -59,6 +62,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     sender = OutboxSender(app, gateway)
     app.extensions["jianzheng_outbox"] = sender
+    sender.after_round = hall_driver.driver_for(app, gateway)  # the opening hall's background work
     if app.config["OUTBOX_THREAD"] and gateway.chain is not None:
         sender.start(float(app.config["OUTBOX_POLL_INTERVAL"]))
     return app

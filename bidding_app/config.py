@@ -24,6 +24,8 @@ def defaults() -> dict[str, Any]:
         "CHAIN_TIMEOUT": 60.0,
         "OUTBOX_THREAD": True,
         "OUTBOX_POLL_INTERVAL": 0.5,
+        "HALL_RESPONSE_WINDOW": 30 * 60,  # seconds of chain time for bidders to confirm or object to the record
+        "HALL_POLL_INTERVAL": 0.2,  # how often the web worker looks for new hall events of a watched section
         "MIGRATE_AT_START": True,
         "MAX_BID_BYTES": 50 * 1024 * 1024,
         "MAX_ATTACHMENT_BYTES": 20 * 1024 * 1024,

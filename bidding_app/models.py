@@ -97,7 +97,7 @@ class Section(Base):
     bid_validity_period: Mapped[int] = mapped_column(sa.BigInteger)
     min_valid_bids: Mapped[int] = mapped_column(sa.Integer)
     witness_quorum: Mapped[int] = mapped_column(sa.Integer)
-    opening_key: Mapped[str] = mapped_column(sa.String(1030))  # 0x + up to 512 bytes in hex
+    opening_key: Mapped[str] = mapped_column(sa.String(1026))  # 0x + up to 512 bytes (opening/README.md)
     chain_tx: Mapped[str | None] = mapped_column(sa.String(66))
     chain_block: Mapped[int | None] = mapped_column(sa.BigInteger)
     # Set when the witnesses' key ceremony anchored the opening key after publication (setOpeningKey).
@@ -327,3 +327,141 @@ class BidUploadOrigin(Base):
     recorded_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
 
     upload: Mapped[BidUpload] = relationship(lazy="joined")
+
+
+# ---------------------------------------------------------------- the opening hall (开标大厅)
+
+
+class SectionOpening(Base):
+    """A section's opening as the platform runs it, from the opening time to the closed record.
+
+    stage: started (opening time passed, waiting for the witnesses' share batches) → opening (quorum of
+    anchored batches: the platform opens) → closing (outcomes and record hash sent) → closed (the
+    contract decided: `result` opened or failed_tender 流标). `record` is the canonical opening record
+    whose SHA-256 (`record_hash`) `closeOpening` anchors; bidders respond until `window_ends_at`.
+    """
+
+    __tablename__ = "section_opening"
+
+    section_id: Mapped[int] = mapped_column(sa.ForeignKey("section.id"), primary_key=True)
+    stage: Mapped[str] = mapped_column(sa.String(20))
+    started_at: Mapped[int] = mapped_column(sa.BigInteger)  # chain time the hall noticed the opening time
+    opened_at: Mapped[int | None] = mapped_column(sa.BigInteger)
+    record: Mapped[str | None] = mapped_column(sa.Text)
+    record_hash: Mapped[str | None] = mapped_column(sa.String(66))
+    result: Mapped[str | None] = mapped_column(sa.String(20))
+    close_tx: Mapped[str | None] = mapped_column(sa.String(66))
+    close_block: Mapped[int | None] = mapped_column(sa.BigInteger)
+    response_window: Mapped[int] = mapped_column(sa.Integer)  # seconds of chain time after the record
+    window_ends_at: Mapped[int | None] = mapped_column(sa.BigInteger)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class HallEvent(Base):
+    """One thing that happened in a section's opening hall, numbered per section (`seq`, from 1).
+
+    Rows, not in-process messages: the outbox sender (another process) writes most of them, and a
+    reconnecting viewer resumes after the last `seq` it saw (SSE `Last-Event-ID`).
+    """
+
+    __tablename__ = "hall_event"
+    __table_args__ = (sa.UniqueConstraint("section_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    section_id: Mapped[int] = mapped_column(sa.ForeignKey("section.id"), index=True)
+    seq: Mapped[int] = mapped_column(sa.Integer)
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    data: Mapped[str] = mapped_column(sa.Text)  # JSON
+    created_ms: Mapped[int] = mapped_column(sa.BigInteger)  # wall clock, milliseconds
+
+
+class ShareBatchUpload(Base):
+    """A witness's decryption-share batch as uploaded (canonical JSON), checked, and anchored by its hash."""
+
+    __tablename__ = "share_batch"
+    __table_args__ = (sa.UniqueConstraint("section_id", "witness_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    section_id: Mapped[int] = mapped_column(sa.ForeignKey("section.id"), index=True)
+    witness_id: Mapped[int] = mapped_column(sa.ForeignKey("organisation.id"))
+    witness_index: Mapped[int] = mapped_column(sa.Integer)
+    digest: Mapped[str] = mapped_column(sa.String(66))  # 0x SHA-256 of the canonical batch: sharesHash
+    content: Mapped[str] = mapped_column(sa.Text)
+    share_count: Mapped[int] = mapped_column(sa.Integer)
+    status: Mapped[str] = mapped_column(sa.String(20))  # anchoring | anchored | failed
+    chain_tx: Mapped[str | None] = mapped_column(sa.String(66))
+    chain_block: Mapped[int | None] = mapped_column(sa.BigInteger)
+    error_code: Mapped[str | None] = mapped_column(sa.String(80))
+    uploaded_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+
+    witness: Mapped[Organisation] = relationship(lazy="joined")
+
+
+class OpenedBid(Base):
+    """Each bid's outcome at the opening: 唱标 fields when it opened, else the art. 31 cause.
+
+    The regulator's collusion checks read `document_sha256` and `document` (name, size) from here.
+    """
+
+    __tablename__ = "opened_bid"
+    __table_args__ = (sa.UniqueConstraint("section_id", "bidder_address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    section_id: Mapped[int] = mapped_column(sa.ForeignKey("section.id"), index=True)
+    bid_id: Mapped[int | None] = mapped_column(sa.ForeignKey("bid.id"))
+    bidder_id: Mapped[int | None] = mapped_column(sa.ForeignKey("organisation.id"), index=True)
+    bidder_address: Mapped[str] = mapped_column(sa.String(42))
+    commitment: Mapped[str] = mapped_column(sa.String(66))
+    outcome: Mapped[str] = mapped_column(sa.String(20))  # opened | revoked (撤销) | withdrawn (撤回)
+    cause: Mapped[str | None] = mapped_column(sa.String(40))
+    detail: Mapped[str] = mapped_column(sa.Text)
+    announced: Mapped[str | None] = mapped_column(sa.Text)  # JSON of the announced fields (唱标)
+    document_sha256: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    document: Mapped[str | None] = mapped_column(sa.Text)  # JSON: name, size
+    anchored_hash: Mapped[str] = mapped_column(sa.String(66))
+
+    bidder: Mapped[Organisation | None] = relationship()
+
+
+class OpeningResponse(Base):
+    """A bidder's answer to the opening record: a confirmation (off chain) or an objection (异议, its
+    text's hash anchored by `raiseObjection`), and the agency's answer (`answerObjection`)."""
+
+    __tablename__ = "opening_response"
+    __table_args__ = (sa.UniqueConstraint("section_id", "bidder_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    section_id: Mapped[int] = mapped_column(sa.ForeignKey("section.id"), index=True)
+    bidder_id: Mapped[int] = mapped_column(sa.ForeignKey("organisation.id"))
+    kind: Mapped[str] = mapped_column(sa.String(20))  # confirmation | objection
+    text: Mapped[str] = mapped_column(sa.Text)
+    text_hash: Mapped[str] = mapped_column(sa.String(66))
+    status: Mapped[str] = mapped_column(sa.String(20))  # recorded | anchoring | anchored | failed
+    chain_tx: Mapped[str | None] = mapped_column(sa.String(66))
+    chain_block: Mapped[int | None] = mapped_column(sa.BigInteger)
+    objection_number: Mapped[int | None] = mapped_column(sa.Integer)
+    answer: Mapped[str | None] = mapped_column(sa.Text)
+    answer_hash: Mapped[str | None] = mapped_column(sa.String(66))
+    answer_status: Mapped[str | None] = mapped_column(sa.String(20))
+    answer_tx: Mapped[str | None] = mapped_column(sa.String(66))
+    answer_block: Mapped[int | None] = mapped_column(sa.BigInteger)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+
+    bidder: Mapped[Organisation] = relationship(lazy="joined")
+
+
+class OpeningAttestation(Base):
+    """A witness's attestation of the record: the platform redoes the opening for it (`verify_opening`)
+    and, if it matches, sends `attestOpening`. status: verifying → attesting → attested | mismatch | failed."""
+
+    __tablename__ = "opening_attestation"
+
+    section_id: Mapped[int] = mapped_column(sa.ForeignKey("section.id"), primary_key=True)
+    witness_id: Mapped[int] = mapped_column(sa.ForeignKey("organisation.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.String(20))
+    detail: Mapped[str] = mapped_column(sa.Text, default="")
+    chain_tx: Mapped[str | None] = mapped_column(sa.String(66))
+    chain_block: Mapped[int | None] = mapped_column(sa.BigInteger)
+    requested_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+
+    witness: Mapped[Organisation] = relationship(lazy="joined")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from bidding_app.errors import InvalidInput
 from bidding_app.explorer import HistoryItem
-from bidding_app.models import Bid, BidUpload, BidUploadOrigin
+from bidding_app.models import Bid, BidUpload, BidUploadOrigin, OpenedBid
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9-]{16,64}$")
 
@@ -272,9 +273,18 @@ def origins_from_uploads(session: Session, section_ids: Sequence[int]) -> list[U
                          origin.user_agent) for section_id, bidder_id, origin in rows]
 
 
-def no_opened_documents(session: Session, section_ids: Sequence[int]) -> list[OpenedDocument]:
-    """Until the opening pipeline's `opened_bid` table lands: to be pointed at it at merge."""
-    return []
+def opened_documents_from_hall(session: Session, section_ids: Sequence[int]) -> list[OpenedDocument]:
+    """The documents the opening hall opened (`opened_bid`): their SHA-256 and authoring metadata."""
+    rows = session.scalars(sa.select(OpenedBid).where(
+        OpenedBid.section_id.in_(section_ids), OpenedBid.document_sha256.is_not(None),
+        OpenedBid.bidder_id.is_not(None)))
+    found = []
+    for row in rows:
+        described = json.loads(row.document or "{}")
+        metadata = described.get("metadata") or {}
+        found.append(OpenedDocument(row.section_id, int(row.bidder_id or 0), str(row.document_sha256),
+                                    {str(k): str(v) for k, v in metadata.items()}, row.bid_id))
+    return found
 
 
 def no_guarantee_accounts(session: Session, section_ids: Sequence[int]) -> list[GuaranteeAccount]:
@@ -285,7 +295,7 @@ def no_guarantee_accounts(session: Session, section_ids: Sequence[int]) -> list[
 @dataclass(frozen=True)
 class Providers:
     origins: Callable[[Session, Sequence[int]], list[UploadOrigin]] = origins_from_uploads
-    opened_documents: Callable[[Session, Sequence[int]], list[OpenedDocument]] = no_opened_documents
+    opened_documents: Callable[[Session, Sequence[int]], list[OpenedDocument]] = opened_documents_from_hall
     guarantee_accounts: Callable[[Session, Sequence[int]], list[GuaranteeAccount]] = no_guarantee_accounts
 
 

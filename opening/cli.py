@@ -10,7 +10,8 @@ input ends with one line on stderr and exit status 2; a refused early request wi
     finish-dkg     anyone: QUAL and the opening key; a witness also saves its secret share
     anchor-key     the agency anchors the opening key (TenderRegistry.setOpeningKey)
     seal           the Python bidder client: seal a bid document and its announced fields
-    shares         a witness releases (and optionally anchors) its decryption shares, after the deadline only
+    shares         a witness releases (and optionally anchors) its decryption shares, after the deadline only;
+                   with --platform it downloads the envelopes from the platform and uploads the batch there
     open           open the section: record file, optionally outcomes and record hash anchored
     verify-opening anyone: redo the opening from public data, compare with the record and the chain;
                    a witness then attests it (--attest)
@@ -23,6 +24,8 @@ import json
 import os
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -217,15 +220,53 @@ def cmd_seal(args: argparse.Namespace) -> None:
     print("0x" + commitment_of(envelope).hex())
 
 
+def _platform_call(args: argparse.Namespace, path: str, body: bytes | None = None) -> bytes:
+    """One call to the platform's API with the witness's API token (from --token-env); its refusal, in
+    the platform's words, is a usage error."""
+    token = os.environ.get(args.token_env)
+    if not token:
+        raise UsageError(f"set the platform's API token in the environment variable {args.token_env}")
+    headers = {"Authorization": f"Bearer {token}"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(args.platform.rstrip("/") + path, data=body, headers=headers,
+                                     method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer: bytes = response.read()
+            return answer
+    except urllib.error.HTTPError as error:
+        detail = error.read().decode("utf-8", "replace")[:500]
+        raise UsageError(f"the platform refused {path}: HTTP {error.code} {detail}") from None
+
+
+def fetch_envelopes(args: argparse.Namespace, folder: Path) -> None:
+    """Download the section's committed envelopes from the platform as `<bidder>.jzb` files (the
+    platform hands them out from the opening time on; before it the request is refused and anchored)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    listing = json.loads(_platform_call(args, f"/api/v1/sections/{args.platform_section}/envelopes"))
+    for entry in listing["envelopes"]:
+        (folder / f"{entry['bidder']}.jzb").write_bytes(_platform_call(args, entry["url"]))
+
+
 def cmd_shares(args: argparse.Namespace) -> None:
     registry = _registry(args)
     signer = _signer(args)
     share = load_share(args.share_file, _passphrase(args))
     request = AccessRequest(share.section_id, args.requester or signer.address, "decryption shares", int(time.time()))
+    if args.platform:
+        if args.publish:
+            raise UsageError("with --platform the platform anchors the batch for the witness: leave out --publish")
+        if args.platform_section is None:
+            raise UsageError("--platform needs --platform-section (the platform's section number)")
+        fetch_envelopes(args, args.envelopes)
     batch = release_shares(registry, signer, share, _envelopes(args.envelopes), request, workers=args.workers)
     args.out.write_bytes(batch.canonical())
     if args.publish:
         publish_shares(registry, signer, batch)
+    if args.platform:
+        # The platform checks the batch and anchors its hash for this witness.
+        _platform_call(args, f"/api/v1/sections/{args.platform_section}/share-batches", batch.canonical())
     print("0x" + batch.digest.hex())
 
 
@@ -336,6 +377,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--requester", help="who asked (recorded in the evidence of an early request)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--publish", action="store_true", help="also anchor the batch's hash on chain")
+    p.add_argument("--platform", help="the platform's URL: fetch the envelopes from it, upload the batch to it")
+    p.add_argument("--platform-section", type=int, help="the section's number on the platform")
+    p.add_argument("--token-env", default="JZ_PLATFORM_TOKEN", help="environment variable holding the API token")
     p.set_defaults(run=cmd_shares)
 
     for name, run in (("open", cmd_open), ("verify-opening", cmd_verify_opening)):

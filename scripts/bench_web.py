@@ -6,15 +6,24 @@ each, then uploads one sealed envelope of `--size` bytes per bidder and section 
 concurrent HTTP connections (bodies built before the clock starts). Measures accepted bids per second
 and request latency, then how long the outbox took to confirm every commitment on chain.
 
-Target (issue #6): >= 100 sealed 1 MB bids/s. The other target, 500 viewers of one opening hall, waits
-for the opening hall. Ends with one JSON line.
+Target (issue #6): >= 100 sealed 1 MB bids/s.
 
-    python scripts/bench_web.py [--sections 100] [--size 1048576] [--clients 16]
+The hall half (`--hall-viewers`, default 500): one section with a real DKG opening key (3 witnesses,
+quorum 2) gets the five dev bidders' sealed bids; N viewers hold server-sent-event connections to its
+opening hall (`/api/v1/sections/<id>/hall/events`, one asyncio connection each, tokens of the section's
+admitted organisations); chain time moves past the opening time, two witnesses upload their share
+batches, and the platform's outbox sender anchors them, opens the bids and emits one 唱标 event per bid.
+Measured per viewer and event: receipt time minus the event's creation time (`created_ms`, same
+machine). Target: every viewer receives every 唱标 event within 1 s. Ends with one JSON line.
+
+    python scripts/bench_web.py [--sections 100] [--size 1048576] [--clients 16] [--hall-viewers 500]
+    python scripts/bench_web.py --only hall      # the opening hall half alone
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import http.client
 import json
@@ -34,11 +43,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bidding_app.launch import RunningPlatform, start_platform
-from contracts.client import Chain
+from contracts.client import Chain, TenderRegistryClient
 from contracts.deploy import deploy, load_config
-from contracts.devnode import start_anvil
+from contracts.devnode import mine_at, start_anvil
 from contracts.records import Role
 from contracts.toolchain import PROJECT_ROOT, compile_all
+from opening import dkg
+from opening.envelope import seal_bid
+from opening.witness import AccessRequest, WitnessShare, release_shares
 
 PASSWORD = "bench-password"
 KEK = "6a" * 32
@@ -102,12 +114,219 @@ def upload_all(port: int, jobs: list[Job], clients: int) -> tuple[float, list[fl
     return time.perf_counter() - started, latencies, failures[0]
 
 
+Timings = list[list[float]]  # per viewer: the delay of each 唱标 event received, seconds
+
+
+async def _viewer(port: int, path: str, token: str, delays: list[float], connected: list[int],
+                  stop: asyncio.Event) -> None:
+    """One hall viewer: an SSE connection (HTTP/1.0, so the body is the raw stream) that notes, for
+    each 唱标 event, how long after its creation it arrived."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
+    writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+                 "Accept: text/event-stream\r\n\r\n".encode())
+    await writer.drain()
+    status = await reader.readline()
+    if b" 200 " not in status:
+        raise RuntimeError(f"hall stream refused: {status!r}")
+    connected[0] += 1
+    try:
+        while not stop.is_set():
+            line = await reader.readline()
+            if not line:
+                break
+            if line.startswith(b"data: "):
+                received = time.time()
+                event = json.loads(line[6:])
+                if event.get("kind") == "announcement":
+                    delays.append(received - event["created_ms"] / 1000)
+    finally:
+        writer.close()
+
+
+async def _watch(port: int, path: str, tokens: list[str], viewers: int, expected: int,
+                 trigger: threading.Event, done: threading.Event, timeout: float) -> Timings:
+    """Connect every viewer, signal `trigger` once all are in, wait until each got `expected` events."""
+    stop = asyncio.Event()
+    delays: Timings = [[] for _ in range(viewers)]
+    connected = [0]
+    tasks = [asyncio.create_task(_viewer(port, path, tokens[n % len(tokens)], delays[n], connected, stop))
+             for n in range(viewers)]
+    started = time.monotonic()
+    while connected[0] < viewers and time.monotonic() - started < 120:
+        await asyncio.sleep(0.1)
+    print(f"{connected[0]} viewers connected to the hall in {time.monotonic() - started:.1f} s", flush=True)
+    trigger.set()
+    started = time.monotonic()
+    while time.monotonic() - started < timeout and any(len(d) < expected for d in delays):
+        await asyncio.sleep(0.1)
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    done.set()
+    return delays
+
+
+def bench_hall(base: str, port: int, chain: Chain, registry: TenderRegistryClient, consortium: Any, token: Any,
+               viewers: int) -> dict[str, Any]:
+    """The opening hall half: N viewers of one hall, each receiving every 唱标 event."""
+    agency = token(consortium.with_role(Role.AGENCY)[0].identifier)
+    members = api(base, "GET", "/api/v1/organisations", agency)["organisations"]
+    tenderer_id = next(o["id"] for o in members if "tenderer" in o["roles"])
+    witness_ids = [o["id"] for o in members if "witness" in o["roles"]]
+    transport = [dkg.new_transport_key() for _ in witness_ids]
+    params = dkg.DkgParams(os.urandom(32), 2, tuple(public for _, public in transport))
+    deals = [dkg.deal(params, dealer) for dealer in range(1, len(witness_ids) + 1)]
+    outcome = dkg.finish(params, deals, [])
+    opening_key = outcome.opening_key.encode()
+    opening = chain.now() + 120
+    draft = {"title": "开标大厅压力测试", "description": "", "tenderer_id": tenderer_id,
+             "submission_key": uuid.uuid4().hex, "sections": [
+                 {"title": "大厅标段", "opening_time": opening, "bid_bond": 100_00, "bid_validity_days": 90,
+                  "min_valid_bids": 3, "witness_ids": witness_ids, "witness_quorum": 2,
+                  "opening_key": "0x" + opening_key.hex()}]}
+    section = api(base, "POST", "/api/v1/tenders", agency, draft)["sections"][0]
+    section_id = bytes.fromhex(section["chain_id"][2:])
+    bidders = consortium.with_role(Role.BIDDER)
+    bids = []
+    for number, member in enumerate(bidders):
+        bidder_token = token(member.identifier)
+        api(base, "POST", f"/api/v1/sections/{section['id']}/registration", bidder_token)
+        envelope = seal_bid(section_id, opening_key, member.signer.address.lower(),
+                            {"price_fen": 100_000_000 + number * 1_000_00, "duration_days": 180}, os.urandom(4096))
+        request = urllib.request.Request(base + f"/api/v1/sections/{section['id']}/bid", data=envelope, method="PUT",
+                                         headers={"Authorization": f"Bearer {bidder_token}",
+                                                  "Content-Type": "application/octet-stream",
+                                                  "X-Submission-Key": uuid.uuid4().hex,
+                                                  "X-Commitment": "0x" + hashlib.sha256(envelope).hexdigest(),
+                                                  "X-Cover-Kind": "cash_deposit", "X-Cover-Ref": f"DEP-H{number}"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            bids.append((bidder_token, json.loads(response.read())["id"]))
+    while any(api(base, "GET", f"/api/v1/bids/{bid}", t)["status"] != "committed" for t, bid in bids):
+        time.sleep(0.5)
+    print(f"hall section {section['id']}: {len(bids)} sealed bids committed on chain", flush=True)
+
+    admitted = [m.identifier for m in [*consortium.with_role(Role.AGENCY), *consortium.with_role(Role.TENDERER),
+                                       *consortium.with_role(Role.WITNESS), *consortium.with_role(Role.REGULATOR)]]
+    tokens = [t for t, _ in bids] + [token(identifier) for identifier in admitted]
+    trigger, done = threading.Event(), threading.Event()
+    result: list[Timings] = []
+    path = f"/api/v1/sections/{section['id']}/hall/events"
+    watcher = threading.Thread(target=lambda: result.append(asyncio.run(
+        _watch(port, path, tokens, viewers, len(bids), trigger, done, 90))))
+    watcher.start()
+    trigger.wait()
+
+    # The opening: chain time passes the opening time; two witnesses compute their batches on their side
+    # (the witness software: deadline check, key check, shares with proofs) and upload them.
+    mine_at(chain, opening)
+    witnesses = consortium.with_role(Role.WITNESS)
+    order = [a.lower() for a in registry.witnesses(section_id)]
+    folder = Path(tempfile.mkdtemp(prefix="bench-hall-"))
+    for member in witnesses[:2]:
+        index = order.index(member.signer.address.lower()) + 1
+        secret = dkg.secret_share(params, deals, outcome, index, transport[index - 1][0])
+        witness_token = token(member.identifier)
+        listing = api(base, "GET", f"/api/v1/sections/{section['id']}/envelopes", witness_token)["envelopes"]
+        envelopes = {}
+        for entry in listing:
+            request = urllib.request.Request(base + entry["url"], headers={"Authorization": f"Bearer {witness_token}"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                envelopes[entry["bidder"]] = folder / f"{entry['bidder']}.jzb"
+                envelopes[entry["bidder"]].write_bytes(response.read())
+        batch = release_shares(registry, member.signer,
+                               WitnessShare(section_id, index, secret, opening_key), envelopes,
+                               AccessRequest(section_id, member.identifier, "decryption shares", int(time.time())))
+        upload = urllib.request.Request(base + f"/api/v1/sections/{section['id']}/share-batches",
+                                        data=batch.canonical(), method="POST",
+                                        headers={"Authorization": f"Bearer {witness_token}",
+                                                 "Content-Type": "application/json"})
+        urllib.request.urlopen(upload, timeout=60).close()
+    print("two share batches uploaded; waiting for the 唱标 events ...", flush=True)
+    watcher.join()
+    delays = result[0]
+    every = sorted(d for viewer in delays for d in viewer)
+    complete = sum(1 for viewer in delays if len(viewer) == len(bids))
+    within = sum(1 for viewer in delays if len(viewer) == len(bids) and max(viewer) <= 1.0)
+    p50 = statistics.median(every) * 1000 if every else None
+    p99 = every[min(len(every) - 1, int(len(every) * 0.99))] * 1000 if every else None
+    worst = every[-1] * 1000 if every else None
+    print(f"hall: {viewers} viewers, {len(bids)} 唱标 events each: {complete} got all, {within} got all within 1 s; "
+          f"delay p50 {p50 or 0:.0f} ms, p99 {p99 or 0:.0f} ms, max {worst or 0:.0f} ms", flush=True)
+    return {"opening_hall_viewers": viewers, "hall_announcements": len(bids), "hall_viewers_complete": complete,
+            "hall_viewers_all_within_1s": within,
+            "hall_delay_p50_ms": round(p50, 1) if p50 is not None else None,
+            "hall_delay_p99_ms": round(p99, 1) if p99 is not None else None,
+            "hall_delay_max_ms": round(worst, 1) if worst is not None else None,
+            "hall_meets_target": within == viewers}
+
+
+def bench_uploads(base: str, port: int, chain: Chain, consortium: Any, token: Any, args: argparse.Namespace) -> (
+        dict[str, Any]):
+    agency = token(consortium.with_role(Role.AGENCY)[0].identifier)
+    members = api(base, "GET", "/api/v1/organisations", agency)["organisations"]
+    tenderer_id = next(o["id"] for o in members if "tenderer" in o["roles"])
+    witness_ids = [o["id"] for o in members if "witness" in o["roles"]][:2]
+    sections: list[int] = []
+    opening = chain.now() + 3600
+    print(f"publishing {args.sections} sections ...", flush=True)
+    while len(sections) < args.sections:
+        count = min(SECTIONS_PER_TENDER, args.sections - len(sections))
+        draft = {"title": "压力测试项目", "description": "", "tenderer_id": tenderer_id,
+                 "submission_key": uuid.uuid4().hex, "sections": [
+                     {"title": f"标段{i + 1}", "opening_time": opening, "bid_bond": 100_00,
+                      "bid_validity_days": 90, "min_valid_bids": 1, "witness_ids": witness_ids,
+                      "witness_quorum": 1, "opening_key": OPENING_KEY} for i in range(count)]}
+        sections += [s["id"] for s in api(base, "POST", "/api/v1/tenders", agency, draft)["sections"]]
+
+    bidders = [m.identifier for m in consortium.with_role(Role.BIDDER)]
+    bidder_tokens = [token(b) for b in bidders]
+    print(f"registering {len(bidders)} bidders and building {len(bidders) * len(sections)} bodies ...", flush=True)
+    jobs = []
+    for bidder_token in bidder_tokens:
+        for section in sections:
+            api(base, "POST", f"/api/v1/sections/{section}/registration", bidder_token)
+            envelope = os.urandom(args.size)
+            headers = {"Authorization": f"Bearer {bidder_token}", "Content-Type": "application/octet-stream",
+                       "X-Submission-Key": uuid.uuid4().hex,
+                       "X-Commitment": "0x" + hashlib.sha256(envelope).hexdigest(),
+                       "X-Cover-Kind": "cash_deposit", "X-Cover-Ref": f"DEP-{uuid.uuid4().hex[:10]}"}
+            jobs.append((f"/api/v1/sections/{section}/bid", headers, envelope))
+
+    print(f"uploading {len(jobs)} sealed bids of {args.size} bytes from {args.clients} connections ...", flush=True)
+    wall, latencies, failures = upload_all(port, jobs, args.clients)
+    rate = (len(jobs) - failures) / wall
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    print(f"accepted {len(jobs) - failures}/{len(jobs)} in {wall:.2f} s: {rate:.1f} bids/s "
+          f"({rate * args.size / 2**20:.1f} MB/s), latency p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True)
+
+    started = time.perf_counter()
+    admin = token(consortium.with_role(Role.REGULATOR)[0].identifier)
+    while True:
+        entries = api(base, "GET", "/api/v1/outbox", admin)["entries"]
+        open_entries = [e for e in entries if e["status"] in ("pending", "signed")]
+        if not open_entries or time.perf_counter() - started > 600:
+            break
+        time.sleep(1)
+    drained = time.perf_counter() - started
+    confirmed = sum(1 for e in entries if e["action"] == "commit_bid" and e["status"] == "confirmed")
+    print(f"outbox: {confirmed} commitments confirmed on chain {drained:.1f} s after the last upload", flush=True)
+    return {"bids": len(jobs), "bid_bytes": args.size, "clients": args.clients, "failures": failures,
+            "bids_per_s": round(rate, 1), "target_bids_per_s": 100, "meets_target": rate >= 100 and failures == 0,
+            "latency_p50_ms": round(p50, 1), "latency_p99_ms": round(p99, 1), "commitments_confirmed": confirmed,
+            "outbox_drain_s_after_uploads": round(drained, 1)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", type=int, default=100)
     parser.add_argument("--size", type=int, default=1024 * 1024)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers of the platform")
+    parser.add_argument("--hall-viewers", type=int, default=500, help="SSE viewers of one opening hall")
+    parser.add_argument("--only", choices=("uploads", "hall"), help="run one half only")
     args = parser.parse_args()
 
     compile_all()
@@ -117,7 +336,7 @@ def main() -> int:
     server: RunningPlatform | None = None
     try:
         chain = Chain(node.rpc_url)
-        _deployment, manifest = deploy(chain, consortium)
+        deployment, manifest = deploy(chain, consortium)
         (folder / "deployment.json").write_text(json.dumps(manifest))
         port = free_port()
         server = start_platform(
@@ -130,69 +349,22 @@ def main() -> int:
             folder / "server.log",
         )
         base = server.url
+        tokens: dict[str, str] = {}
 
         def token(identifier: str) -> str:
-            return str(api(base, "POST", "/api/v1/token", body={"username": identifier, "password": PASSWORD})["token"])
+            """One API token per user, kept: asking again would replace (revoke) the earlier one."""
+            if identifier not in tokens:
+                tokens[identifier] = str(api(base, "POST", "/api/v1/token",
+                                             body={"username": identifier, "password": PASSWORD})["token"])
+            return tokens[identifier]
 
-        agency = token(consortium.with_role(Role.AGENCY)[0].identifier)
-        members = api(base, "GET", "/api/v1/organisations", agency)["organisations"]
-        tenderer_id = next(o["id"] for o in members if "tenderer" in o["roles"])
-        witness_ids = [o["id"] for o in members if "witness" in o["roles"]][:2]
-        sections: list[int] = []
-        opening = chain.now() + 3600
-        print(f"publishing {args.sections} sections ...", flush=True)
-        while len(sections) < args.sections:
-            count = min(SECTIONS_PER_TENDER, args.sections - len(sections))
-            draft = {"title": "压力测试项目", "description": "", "tenderer_id": tenderer_id,
-                     "submission_key": uuid.uuid4().hex, "sections": [
-                         {"title": f"标段{i + 1}", "opening_time": opening, "bid_bond": 100_00,
-                          "bid_validity_days": 90, "min_valid_bids": 1, "witness_ids": witness_ids,
-                          "witness_quorum": 1, "opening_key": OPENING_KEY} for i in range(count)]}
-            sections += [s["id"] for s in api(base, "POST", "/api/v1/tenders", agency, draft)["sections"]]
-
-        bidders = [m.identifier for m in consortium.with_role(Role.BIDDER)]
-        bidder_tokens = [token(b) for b in bidders]
-        print(f"registering {len(bidders)} bidders and building {len(bidders) * len(sections)} bodies ...", flush=True)
-        jobs = []
-        for bidder_token in bidder_tokens:
-            for section in sections:
-                api(base, "POST", f"/api/v1/sections/{section}/registration", bidder_token)
-                envelope = os.urandom(args.size)
-                headers = {"Authorization": f"Bearer {bidder_token}", "Content-Type": "application/octet-stream",
-                           "X-Submission-Key": uuid.uuid4().hex,
-                           "X-Commitment": "0x" + hashlib.sha256(envelope).hexdigest(),
-                           "X-Cover-Kind": "cash_deposit", "X-Cover-Ref": f"DEP-{uuid.uuid4().hex[:10]}"}
-                jobs.append((f"/api/v1/sections/{section}/bid", headers, envelope))
-
-        print(f"uploading {len(jobs)} sealed bids of {args.size} bytes from {args.clients} connections ...",
-              flush=True)
-        wall, latencies, failures = upload_all(port, jobs, args.clients)
-        rate = (len(jobs) - failures) / wall
-        latencies.sort()
-        p50 = statistics.median(latencies) * 1000
-        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-        print(f"accepted {len(jobs) - failures}/{len(jobs)} in {wall:.2f} s: {rate:.1f} bids/s "
-              f"({rate * args.size / 2**20:.1f} MB/s), latency p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True)
-
-        started = time.perf_counter()
-        admin = token(consortium.with_role(Role.REGULATOR)[0].identifier)
-        while True:
-            entries = api(base, "GET", "/api/v1/outbox", admin)["entries"]
-            open_entries = [e for e in entries if e["status"] in ("pending", "signed")]
-            if not open_entries or time.perf_counter() - started > 600:
-                break
-            time.sleep(1)
-        drained = time.perf_counter() - started
-        confirmed = sum(1 for e in entries if e["action"] == "commit_bid" and e["status"] == "confirmed")
-        print(f"outbox: {confirmed} commitments confirmed on chain {drained:.1f} s after the last upload", flush=True)
-        print(json.dumps({
-            "bench": "web_bid_upload", "bids": len(jobs), "bid_bytes": args.size, "clients": args.clients,
-            "workers": args.workers, "cores": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2),
-            "failures": failures, "bids_per_s": round(rate, 1), "target_bids_per_s": 100,
-            "meets_target": rate >= 100 and failures == 0, "latency_p50_ms": round(p50, 1),
-            "latency_p99_ms": round(p99, 1), "commitments_confirmed": confirmed,
-            "outbox_drain_s_after_uploads": round(drained, 1), "opening_hall_viewers": None,
-        }))
+        line: dict[str, Any] = {"bench": "web", "workers": args.workers, "cores": os.cpu_count()}
+        if args.only != "hall":
+            line |= bench_uploads(base, port, chain, consortium, token, args)
+        if args.only != "uploads":
+            line |= bench_hall(base, port, chain, deployment.tenders, consortium, token, args.hall_viewers)
+        line["load_average_1m"] = round(os.getloadavg()[0], 2)
+        print(json.dumps(line, ensure_ascii=False))
         return 0
     finally:
         if server is not None:

@@ -31,6 +31,8 @@ AGENCY, BIDDER = {"agency"}, {"bidder"}
 AWARD_READERS = {"agency", "tenderer", "bidder", "regulator", "admin"}
 CEREMONY_READERS = {"agency", "witness", "regulator", "admin"}
 PORTAL, REGULATOR = {"admin", "regulator", "witness"}, {"admin", "regulator"}
+HALL = EVERYONE - {"guarantor"}
+SECTION_WITNESSES = {"admin", "witness"}
 
 # (method, path, who may use it); {t} tender, {s} section, {b} bid.
 ROUTES: list[tuple[str, str, set[str]]] = [
@@ -91,6 +93,19 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("GET", "/regulator/alerts", REGULATOR),
     ("GET", "/regulator/sections/{s}", REGULATOR),
     ("GET", "/regulator/uploads/{u}", REGULATOR),
+    # The opening hall: the section's participants, regulators and admins (the guarantor is none of them).
+    ("GET", "/sections/{s}/hall", HALL),
+    ("GET", "/sections/{s}/hall/record.pdf", HALL),
+    ("GET", "/sections/{s}/hall/record.json", HALL),
+    ("GET", "/api/v1/sections/{s}/hall", HALL),
+    ("POST", "/sections/{s}/share-batches", SECTION_WITNESSES),
+    ("POST", "/api/v1/sections/{s}/share-batches", SECTION_WITNESSES),
+    ("POST", "/sections/{s}/attestation", SECTION_WITNESSES),
+    ("POST", "/api/v1/sections/{s}/attestation", SECTION_WITNESSES),
+    ("POST", "/sections/{s}/responses", BIDDER),
+    ("POST", "/api/v1/sections/{s}/responses", BIDDER),
+    ("POST", "/sections/{s}/responses/1/answer", AGENCY),
+    ("POST", "/api/v1/sections/{s}/responses/1/answer", AGENCY),
 ]
 
 

@@ -10,8 +10,11 @@ import hashlib
 import json
 import os
 import time
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
@@ -21,9 +24,13 @@ from bidding_app.launch import start_platform
 from contracts.deploy import ConsortiumConfig
 from contracts.records import Role
 from opening import dkg
+from opening.cli import main as opening_cli
+from opening.envelope import seal_bid
+from opening.witness import AccessRequest, WitnessShare, release_shares, save_share
 from tests.backends import selected_backends
 from tests.bidding_app.conftest import KEK, PASSWORD, app_config, free_port, seeded
 from tests.helpers import Platform
+from tests.opening.builders import run_dkg
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -146,5 +153,100 @@ def test_agency_publishes_and_bidder_seals_and_uploads(
             sealed = stored.read_bytes()
             assert sealed.startswith(b"JZSEAL") and "0x" + hashlib.sha256(sealed).hexdigest() == commitment
             assert b"12345678" not in sealed and b"%PDF" not in sealed  # nothing readable
+        finally:
+            browser.close()
+
+
+def _api(base: str, method: str, path: str, token: str | None = None, body: bytes | None = None,
+         headers: dict[str, str] | None = None) -> Any:
+    request = urllib.request.Request(base + path, data=body, method=method, headers=(headers or {}) | (
+        {"Authorization": f"Bearer {token}"} if token else {}))
+    with urllib.request.urlopen(request, timeout=60) as response:
+        data = response.read()
+    return json.loads(data) if data[:1] in (b"{", b"[") else data
+
+
+def _token(base: str, identifier: str) -> str:
+    body = json.dumps({"username": identifier, "password": PASSWORD}).encode()
+    return str(_api(base, "POST", "/api/v1/token", body=body, headers={"Content-Type": "application/json"})["token"])
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+def test_opening_hall_shows_the_announcements_live(served: str, platform: Platform, dev_config: ConsortiumConfig,
+                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bidder watches the hall: at the opening time the witnesses hand in their shares (computed on their
+    side), and the page shows each 唱标 as it opens, without a reload."""
+    keyed = run_dkg(threshold=2, witnesses=3)
+    agency = _token(served, dev_config.with_role(Role.AGENCY)[0].identifier)
+    members = _api(served, "GET", "/api/v1/organisations", agency)["organisations"]
+    draft = {"title": "浏览器测试：开标大厅", "description": "", "submission_key": uuid.uuid4().hex,
+             "tenderer_id": next(o["id"] for o in members if "tenderer" in o["roles"]),
+             "sections": [{"title": "第一标段", "opening_time": platform.now() + 300, "bid_bond": 100_00,
+                           "bid_validity_days": 90, "min_valid_bids": 3, "witness_quorum": 2,
+                           "witness_ids": [o["id"] for o in members if "witness" in o["roles"]],
+                           "opening_key": "0x" + keyed.opening_key.hex()}]}
+    section = _api(served, "POST", "/api/v1/tenders", agency, json.dumps(draft).encode(),
+                   {"Content-Type": "application/json"})["sections"][0]
+    section_id = bytes.fromhex(section["chain_id"][2:])
+    bids = []
+    for number, member in enumerate(dev_config.with_role(Role.BIDDER)[:3]):
+        token = _token(served, member.identifier)
+        _api(served, "POST", f"/api/v1/sections/{section['id']}/registration", token)
+        envelope = seal_bid(section_id, keyed.opening_key, member.signer.address.lower(),
+                            {"price_fen": 123_456_700 + number, "duration_days": 180}, os.urandom(256))
+        bid = _api(served, "PUT", f"/api/v1/sections/{section['id']}/bid", token, envelope, {
+            "Content-Type": "application/octet-stream", "X-Submission-Key": uuid.uuid4().hex,
+            "X-Commitment": "0x" + hashlib.sha256(envelope).hexdigest(), "X-Cover-Kind": "cash_deposit",
+            "X-Cover-Ref": f"DEP-B{number}"})
+        bids.append((token, bid["id"]))
+    deadline = time.monotonic() + 60
+    while any(_api(served, "GET", f"/api/v1/bids/{b}", t)["status"] != "committed" for t, b in bids):
+        assert time.monotonic() < deadline, "bids not committed on chain"
+        time.sleep(0.3)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_context(locale="zh-CN").new_page()
+            sign_in(page, served, dev_config.with_role(Role.BIDDER)[0].identifier)
+            page.goto(f"{served}/sections/{section['id']}/hall")
+            expect(page.locator("#connection")).to_have_text("已连接，实时更新")
+            expect(page.locator("#presence")).to_contain_text(dev_config.with_role(Role.BIDDER)[0].name)
+            expect(page.locator("#announcements tbody tr")).to_have_count(0)
+
+            platform.backend.advance_to(section["opening_time"])
+            order = [a.lower() for a in platform.tenders.witnesses(section_id)]
+            request = AccessRequest(section_id, "browser-test", "decryption shares", 0)
+            first, second = dev_config.with_role(Role.WITNESS)[:2]
+            # The first witness with its own script: envelopes from the API, shares, batch to the API.
+            index = order.index(first.signer.address.lower()) + 1
+            token = _token(served, first.identifier)
+            listing = _api(served, "GET", f"/api/v1/sections/{section['id']}/envelopes", token)["envelopes"]
+            envelopes = {}
+            for entry in listing:
+                envelopes[entry["bidder"]] = tmp_path / f"{entry['bidder']}.jzb"
+                envelopes[entry["bidder"]].write_bytes(_api(served, "GET", entry["url"], token))
+            share = WitnessShare(section_id, index, keyed.secrets[index], keyed.opening_key)
+            batch = release_shares(platform.tenders, first.signer, share, envelopes, request)
+            _api(served, "POST", f"/api/v1/sections/{section['id']}/share-batches", token, batch.canonical(),
+                 {"Content-Type": "application/json"})
+            # The second with the opening CLI against the platform (`shares --platform`).
+            index = order.index(second.signer.address.lower()) + 1
+            share_file = tmp_path / "share-2.json"
+            save_share(share_file, "口令-2", WitnessShare(section_id, index, keyed.secrets[index], keyed.opening_key))
+            monkeypatch.setenv("JZ_PASSPHRASE", "口令-2")
+            monkeypatch.setenv("W2_KEY", "0x" + bytes(second.signer.account.key).hex())
+            monkeypatch.setenv("JZ_PLATFORM_TOKEN", _token(served, second.identifier))
+            assert opening_cli([
+                "--key-env", "W2_KEY", "--rpc-url", platform.backend.chain.rpc_url, "--registry",
+                platform.tenders.address, "--workers", "1", "shares", "--share-file", str(share_file),
+                "--envelopes", str(tmp_path / "w2"), "--out", str(tmp_path / "shares-2.json"),
+                "--platform", served, "--platform-section", str(section["id"])]) == 0
+
+            expect(page.locator("#announcements tbody tr")).to_have_count(3, timeout=30_000)
+            expect(page.locator("#announcements")).to_contain_text("1,234,567.00 元")
+            expect(page.locator("#result")).to_contain_text("开标有效", timeout=30_000)
+            expect(page.locator("#record-links")).to_be_visible()
+            snap(page, "5-opening-hall")
         finally:
             browser.close()

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import uuid
+import zipfile
+from pathlib import Path
 
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from bidding_app import oversight
 from bidding_app.db import db
-from bidding_app.models import Bid, BidUpload, BidUploadOrigin
+from bidding_app.models import Bid, BidUpload, BidUploadOrigin, OpenedBid
 from bidding_app.oversight import GuaranteeAccount, OpenedDocument, UploadOrigin
 from contracts.records import Role
 from tests.bidding_app.conftest import Clients, csrf_of
@@ -167,3 +170,47 @@ def test_early_access_attempts_and_provided_records_become_alerts(clients: Clien
     assert kinds["same_guarantee_account"]["evidence"][0]["url"].startswith("/regulator/guarantees?number=BH-")
     page = regulator.get(f"/regulator/sections/{section.id}").get_data(as_text=True)
     assert attempt["tx"][:18] in page and "开标前有人试图读取密封投标文件" in page
+
+
+def test_document_metadata_is_read_from_pdfs_and_office_files(tmp_path: Path) -> None:
+    from reportlab.pdfgen import canvas
+
+    from bidding_app.document_metadata import metadata_of
+
+    pdf = tmp_path / "bid.document"
+    drawing = canvas.Canvas(str(pdf))
+    drawing.setAuthor("张三")
+    drawing.setCreator("投标文件制作工具 3.1")
+    drawing.drawString(100, 700, "bid")
+    drawing.save()
+    found = metadata_of(pdf)
+    assert found["author"] == "张三" and found["creator"] == "投标文件制作工具 3.1" and "producer" in found
+    docx = tmp_path / "bid2.document"
+    with zipfile.ZipFile(docx, "w") as archive:
+        archive.writestr("docProps/core.xml", '<cp:coreProperties xmlns:cp="urn:cp" xmlns:dc="urn:dc">'
+                         "<dc:creator>李四</dc:creator><cp:lastModifiedBy>李四</cp:lastModifiedBy>"
+                         "</cp:coreProperties>")
+    assert metadata_of(docx) == {"author": "李四", "last_modified_by": "李四"}
+    (tmp_path / "plain.document").write_bytes(b"not a document format we read")
+    assert metadata_of(tmp_path / "plain.document") == {}
+    (tmp_path / "broken.document").write_bytes(b"%PDF-1.7 broken")
+    assert metadata_of(tmp_path / "broken.document") == {}
+
+
+def test_opened_documents_come_from_the_hall_table(clients: Clients, platform: Platform) -> None:
+    section = open_section(clients, platform)
+    bidders = clients.org_ids(Role.BIDDER)[:3]
+    metadata = {"author": "张三", "creator": "投标文件制作工具 3.1"}
+    with clients.app.app_context():
+        for index, bidder in enumerate(bidders):
+            db.session.add(OpenedBid(
+                section_id=section.id, bidder_id=bidder, bidder_address=f"0x{index:040x}", commitment="0x" + "00" * 32,
+                outcome="opened", detail="", document_sha256=("aa" if index < 2 else "bb") * 32,
+                document=json.dumps({"name": "bid.pdf", "size": 10, "metadata": metadata if index else {}}),
+                anchored_hash="0x" + "11" * 32))
+        db.session.commit()
+        found = oversight.opened_documents_from_hall(db.session, [section.id])
+        alerts = oversight.collusion_alerts(db.session, [section.id], oversight.Providers())[section.id]
+    assert sorted(d.document_sha256[:2] for d in found) == ["aa", "aa", "bb"]
+    kinds = sorted(a.kind for a in alerts)
+    assert kinds == ["same_document_hash", "same_document_metadata"]

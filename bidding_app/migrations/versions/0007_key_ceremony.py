@@ -1,4 +1,4 @@
-"""the witnesses' key ceremony relayed by the platform; opening keys of any allowed size
+"""the witnesses' key ceremony relayed by the platform
 
 Revision ID: 0007_key_ceremony
 Revises: 0006_awards
@@ -17,8 +17,6 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("section", schema=None) as batch_op:
-        batch_op.alter_column("opening_key", existing_type=sa.String(length=200), type_=sa.String(length=1030),
-                              existing_nullable=False)
         batch_op.add_column(sa.Column("opening_key_tx", sa.String(length=66), nullable=True))
         batch_op.add_column(sa.Column("opening_key_block", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("key_ceremony_error", sa.String(length=600), nullable=True))
@@ -51,5 +49,3 @@ def downgrade() -> None:
         batch_op.drop_column("key_ceremony_error")
         batch_op.drop_column("opening_key_block")
         batch_op.drop_column("opening_key_tx")
-        batch_op.alter_column("opening_key", existing_type=sa.String(length=1030), type_=sa.String(length=200),
-                              existing_nullable=False)
