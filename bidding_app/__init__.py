@@ -28,10 +28,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     kek = load_kek(app.config["KEY_ENCRYPTION_KEY"], Path(app.config["KEY_ENCRYPTION_KEY_FILE"]))
     gateway = init_chain(app, kek)
 
-    from bidding_app.blueprints import admin, api, auth, bids, envelopes, tenders
+    from bidding_app.blueprints import admin, api, auth, bids, envelopes, guarantees, tenders
 
     for blueprint in (auth.bp, tenders.bp, bids.bp, admin.bp, api.bp, envelopes.bp):
         app.register_blueprint(blueprint)
+    guarantees.register(app, gateway)  # applications, guarantor desk, claims, supervision, guarantor API
     csrf.exempt(api.bp)
     csrf.exempt(envelopes.bp)
     if gateway.deployment is not None:

@@ -36,6 +36,7 @@ from requests.exceptions import RequestException
 from sqlalchemy.orm import Session
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
+from bidding_app import guarantee_outbox
 from bidding_app.chain import ChainGateway
 from bidding_app.db import db
 from bidding_app.keys import KeyDecryptionFailed
@@ -55,7 +56,7 @@ class TransientChainError(Exception):
 
 def enqueue(session: Session, organisation_id: int, action: str, key: str, payload: dict[str, Any]) -> OutboxEntry:
     """Add a chain write to the caller's transaction; it is sent only if that transaction commits."""
-    if action not in ACTIONS:
+    if action not in ACTIONS + guarantee_outbox.ACTIONS:
         raise ValueError(f"unknown outbox action {action}")
     entry = OutboxEntry(
         key=key, organisation_id=organisation_id, action=action, payload=json.dumps(payload, sort_keys=True)
@@ -70,6 +71,8 @@ def _b32(value: str) -> bytes:
 
 def encode_call(deployment: Deployment, action: str, payload: dict[str, Any]) -> tuple[str, bytes]:
     """The contract address and calldata of an outbox entry."""
+    if action in guarantee_outbox.ACTIONS:
+        return guarantee_outbox.encode_call(deployment, action, payload)
     registry = deployment.tenders
     if action == "create_tender":
         args: list[Any] = [_b32(payload["tender_id"]), to_checksum_address(payload["tenderer"]),
@@ -108,7 +111,9 @@ def _bid(session: Session, payload: dict[str, Any]) -> Bid:
 
 
 def apply_confirmed(session: Session, entry: OutboxEntry, payload: dict[str, Any]) -> None:
-    if entry.action == "create_tender":
+    if entry.action in guarantee_outbox.ACTIONS:
+        guarantee_outbox.apply_confirmed(session, entry, payload)
+    elif entry.action == "create_tender":
         tender = session.scalars(sa.select(Tender).where(Tender.chain_id == payload["tender_id"])).one()
         tender.chain_tx, tender.chain_block = entry.tx_hash, entry.block_number
     elif entry.action == "add_section":
@@ -124,7 +129,9 @@ def apply_confirmed(session: Session, entry: OutboxEntry, payload: dict[str, Any
 
 
 def apply_failed(session: Session, entry: OutboxEntry, payload: dict[str, Any]) -> None:
-    if entry.action in ("commit_bid", "replace_bid", "withdraw_bid"):
+    if entry.action in guarantee_outbox.ACTIONS:
+        guarantee_outbox.apply_failed(session, entry, payload)
+    elif entry.action in ("commit_bid", "replace_bid", "withdraw_bid"):
         bid = _bid(session, payload)
         # A refused first commit leaves no bid; a refused replace or withdrawal leaves the committed one.
         bid.status = "failed" if entry.action == "commit_bid" else "committed"
