@@ -36,6 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         awards,
         bids,
         envelopes,
+        guarantees,
         hall,
         key_ceremony,
         regulator,
@@ -50,6 +51,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     for blueprint in apis:
         csrf.exempt(blueprint)
+    guarantees.register(app, gateway)  # applications, guarantor desk, claims, supervision, guarantor API
     if gateway.deployment is not None:
         # Anyone holding a guarantee letter checks it here, without an account: the page its QR code
         # points to (`/guarantees/verify?number=`) and the JSON API (issue #5).

@@ -46,6 +46,7 @@ from bidding_app.models import (
 from bidding_app.outbox import enqueue
 from contracts.records import SectionStatus
 from opening.chainio import OUTCOMES_PER_TRANSACTION, onchain_outcomes, read_public_data
+from opening.envelope import InvalidOpeningKey
 from opening.opener import OpeningMismatch, OpeningResult, SectionPublicData, open_section, verify_opening
 from opening.shares import ShareBatch
 
@@ -127,7 +128,17 @@ def run_opening(session: Session, gateway: ChainGateway, section: Section, openi
     if a step fails (the node is unreachable), nothing is kept and the next call starts it again."""
     opening.stage = "opening"
     emit(session, section.id, "opening", {"anchored_batches": len(_anchored_batches(session, section))})
-    data, result = decrypt_bids(session, gateway, section, folder)
+    try:
+        data, result = decrypt_bids(session, gateway, section, folder)
+    except InvalidOpeningKey as error:
+        # No retry can help (the section's key on chain is not an opening key): the hall says so, the
+        # sender goes on with its other work, and the agency must take it up off the platform.
+        session.rollback()
+        opening = session.get_one(SectionOpening, section.id)
+        opening.stage = "failed"
+        emit(session, section.id, "opening_failed", {"cause": "invalid_opening_key", "detail": str(error)})
+        session.commit()
+        return
     store_outcomes(session, section, result, opened_documents(folder, section))
     enqueue_outcomes(session, section, data, result)
     enqueue_close(session, section, opening, result)

@@ -337,7 +337,8 @@ class SectionOpening(Base):
 
     stage: started (opening time passed, waiting for the witnesses' share batches) → opening (quorum of
     anchored batches: the platform opens) → closing (outcomes and record hash sent) → closed (the
-    contract decided: `result` opened or failed_tender 流标). `record` is the canonical opening record
+    contract decided: `result` opened or failed_tender 流标), or failed (the anchored opening key is not
+    one: nothing can open the bids). `record` is the canonical opening record
     whose SHA-256 (`record_hash`) `closeOpening` anchors; bidders respond until `window_ends_at`.
     """
 
@@ -465,3 +466,136 @@ class OpeningAttestation(Base):
     requested_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
 
     witness: Mapped[Organisation] = relationship(lazy="joined")
+
+
+# ---------------------------------------------------------------- electronic bid guarantees (issue #5)
+
+
+class GuaranteeApplication(Base):
+    """A bidder's application for a bid guarantee (投标保函) for a section, to a guarantor of its choice.
+
+    Always a 密文保函: the chain and the guarantor get `section_ref` = keccak(sectionId, salt); the salt
+    is shown to the bidder only (it needs it to rely on the guarantee in its bid). `state` (see
+    `bidding_app.guarantee_desk.STATES`) moves through underwriting, premium, issue and what follows;
+    a chain write in progress has its own state until the outbox confirms it.
+    """
+
+    __tablename__ = "guarantee_application"
+    __table_args__ = (sa.UniqueConstraint("bidder_id", "submission_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(sa.String(64), unique=True)  # 保函编号; keccak of it is the chain id
+    guarantee_id: Mapped[str] = mapped_column(sa.String(66), unique=True)
+    bidder_id: Mapped[int] = mapped_column(sa.ForeignKey("organisation.id"), index=True)
+    section_id: Mapped[int] = mapped_column(sa.ForeignKey("section.id"), index=True)
+    guarantor_id: Mapped[int] = mapped_column(sa.ForeignKey("organisation.id"), index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)  # fen
+    valid_until: Mapped[int] = mapped_column(sa.BigInteger)
+    salt: Mapped[str] = mapped_column(sa.String(66))  # for the bidder only
+    section_ref: Mapped[str] = mapped_column(sa.String(66))  # what the guarantor and the chain see
+    state: Mapped[str] = mapped_column(sa.String(20), index=True)
+    error_code: Mapped[str | None] = mapped_column(sa.String(80))
+    submission_key: Mapped[str] = mapped_column(sa.String(64))
+    applied_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+    updated_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+
+    bidder: Mapped[Organisation] = relationship(foreign_keys=[bidder_id], lazy="joined")
+    guarantor: Mapped[Organisation] = relationship(foreign_keys=[guarantor_id], lazy="joined")
+    section: Mapped[Section] = relationship(lazy="joined")
+
+
+class GuaranteeUnderwriting(Base):
+    """The guarantor's decision: the results of its rules and a person's (or its system's) decision."""
+
+    __tablename__ = "guarantee_underwriting"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("guarantee_application.id"), unique=True)
+    rule_results: Mapped[str] = mapped_column(sa.Text)  # JSON list of the rules' refusals ([] = all passed)
+    approved: Mapped[bool] = mapped_column(sa.Boolean)
+    reason: Mapped[str] = mapped_column(sa.Text)
+    decided_by: Mapped[str] = mapped_column(sa.String(100))  # user name, or "rules", or the API's underwriter
+    decided_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+
+
+class GuaranteePremium(Base):
+    """The premium recorded as paid, with the account it came from (the regulator compares accounts)."""
+
+    __tablename__ = "guarantee_premium"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("guarantee_application.id"), unique=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    payer_account: Mapped[str] = mapped_column(sa.String(64), index=True)
+    payment_ref: Mapped[str] = mapped_column(sa.String(64))
+    recorded_by: Mapped[str] = mapped_column(sa.String(100))
+    paid_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+
+
+class IssuedGuaranteeLetter(Base):
+    """The signed letter, on disk under the upload folder, and where its hash was anchored.
+
+    Written (with the outbox entry that anchors it) before anything is sent: `tx_hash` and `block` stay
+    empty until the outbox confirms the `issue` transaction.
+    """
+
+    __tablename__ = "guarantee_letter"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("guarantee_application.id"), unique=True)
+    stored_name: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    size: Mapped[int] = mapped_column(sa.BigInteger)
+    letter_hash: Mapped[str] = mapped_column(sa.String(66))  # SHA-256 of the unsigned letter (anchored)
+    source: Mapped[str] = mapped_column(sa.String(20))  # platform | guarantor_api
+    issued_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+    tx_hash: Mapped[str | None] = mapped_column(sa.String(66))
+    block: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class GuaranteeEnding(Base):
+    """A cancellation, release or expiry of a guarantee: who asked, why, and its transaction."""
+
+    __tablename__ = "guarantee_ending"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("guarantee_application.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))  # cancel | release | expire
+    requested_by: Mapped[str] = mapped_column(sa.String(100))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+    tx_hash: Mapped[str | None] = mapped_column(sa.String(66))
+    block: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class GuaranteeClaim(Base):
+    """The beneficiary's claim on a ground the chain confirms, its evidence, and the payout."""
+
+    __tablename__ = "guarantee_claim"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(sa.ForeignKey("guarantee_application.id"), unique=True)
+    ground: Mapped[int] = mapped_column(sa.Integer)  # contracts.records.ClaimGround
+    evidence: Mapped[str] = mapped_column(sa.Text)
+    evidence_hash: Mapped[str] = mapped_column(sa.String(66))  # SHA-256 of the evidence (anchored)
+    claimed_by: Mapped[str] = mapped_column(sa.String(100))
+    claimed_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+    tx_hash: Mapped[str | None] = mapped_column(sa.String(66))
+    block: Mapped[int | None] = mapped_column(sa.BigInteger)
+    payout: Mapped[int | None] = mapped_column(sa.BigInteger)
+    payout_ref: Mapped[str | None] = mapped_column(sa.String(64))
+    payout_tx: Mapped[str | None] = mapped_column(sa.String(66))
+    payout_block: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class GuarantorApiNonce(Base):
+    """Nonces of the guarantor integration API, one row per used (account, nonce): replays are refused.
+
+    The same table `guarantees.integration.SqlNonceStore` writes to (its primary key makes the check one
+    atomic insert); declared here so that the migrations create it.
+    """
+
+    __tablename__ = "guarantor_api_nonces"
+
+    account: Mapped[str] = mapped_column(sa.String(42), primary_key=True)
+    nonce: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(sa.Integer, index=True)

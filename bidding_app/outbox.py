@@ -51,7 +51,7 @@ ROUND_SIZE = 200  # entries signed and sent before the sender waits for them to 
 ACTIONS = ("create_tender", "add_section", "commit_bid", "replace_bid", "withdraw_bid", *hall_chain.ACTIONS)
 # Features that keep their own chain writes: each module has ACTIONS, encode_call, apply_confirmed and
 # apply_failed (imported when first needed: they import this module to enqueue).
-FEATURE_MODULES = ("bidding_app.awards", "bidding_app.key_ceremony")
+FEATURE_MODULES = ("bidding_app.awards", "bidding_app.key_ceremony", "bidding_app.guarantee_outbox")
 
 
 def feature_of(action: str) -> Any:

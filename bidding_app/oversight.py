@@ -27,7 +27,14 @@ from sqlalchemy.orm import Session
 
 from bidding_app.errors import InvalidInput
 from bidding_app.explorer import HistoryItem
-from bidding_app.models import Bid, BidUpload, BidUploadOrigin, OpenedBid
+from bidding_app.models import (
+    Bid,
+    BidUpload,
+    BidUploadOrigin,
+    GuaranteeApplication,
+    GuaranteePremium,
+    OpenedBid,
+)
 
 DEVICE_ID = re.compile(r"^[A-Za-z0-9-]{16,64}$")
 
@@ -287,16 +294,23 @@ def opened_documents_from_hall(session: Session, section_ids: Sequence[int]) -> 
     return found
 
 
-def no_guarantee_accounts(session: Session, section_ids: Sequence[int]) -> list[GuaranteeAccount]:
-    """Until the guarantee pages (applicant and premium payer accounts) land: to be pointed at them at merge."""
-    return []
+def guarantee_accounts_from_desk(session: Session, section_ids: Sequence[int]) -> list[GuaranteeAccount]:
+    """The guarantee applications of the sections with the account each premium was paid from. The
+    applicant account is the bidder's own chain account (the platform knows no other for an applicant)."""
+    rows = session.execute(
+        sa.select(GuaranteeApplication, GuaranteePremium.payer_account)
+        .outerjoin(GuaranteePremium, GuaranteePremium.application_id == GuaranteeApplication.id)
+        .where(GuaranteeApplication.section_id.in_(section_ids))
+    ).all()
+    return [GuaranteeAccount(application.section_id, application.bidder_id, application.number,
+                             application.bidder.address or "", payer) for application, payer in rows]
 
 
 @dataclass(frozen=True)
 class Providers:
     origins: Callable[[Session, Sequence[int]], list[UploadOrigin]] = origins_from_uploads
     opened_documents: Callable[[Session, Sequence[int]], list[OpenedDocument]] = opened_documents_from_hall
-    guarantee_accounts: Callable[[Session, Sequence[int]], list[GuaranteeAccount]] = no_guarantee_accounts
+    guarantee_accounts: Callable[[Session, Sequence[int]], list[GuaranteeAccount]] = guarantee_accounts_from_desk
 
 
 def providers(app: Flask) -> Providers:

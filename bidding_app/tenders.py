@@ -23,6 +23,7 @@ from bidding_app.errors import AfterDeadline, Forbidden, InvalidInput, Unsupport
 from bidding_app.models import Amendment, Attachment, Bid, Organisation, Section, SectionWitness, Tender, now
 from bidding_app.storage import store_stream
 from contracts.records import Role, id32
+from opening.envelope import InvalidOpeningKey, OpeningKey
 
 MAX_SECTIONS = 20
 MIN_LEAD_SECONDS = 60  # an opening time must lie at least this far in the chain's future
@@ -92,6 +93,18 @@ def _integer(data: Mapping[str, Any], name: str, label: str, low: int, high: int
     return number
 
 
+def _check_opening_key(text: str, quorum: int, witnesses: int, label: str) -> None:
+    """A key given at publication must be one bids can be sealed to and this section's witnesses can open:
+    a well-formed opening key (opening/README.md) of a `quorum`-of-`witnesses` DKG."""
+    try:
+        key = OpeningKey.decode(bytes.fromhex(text.removeprefix("0x")))
+    except (InvalidOpeningKey, ValueError) as error:
+        raise InvalidInput(f"{label}开标公钥无效（{error}）", field="opening_key") from None
+    if (key.threshold, key.witnesses) != (quorum, witnesses):
+        raise InvalidInput(f"{label}开标公钥是 {key.threshold}/{key.witnesses} 门限的，与本标段的见证设置 "
+                           f"{quorum}/{witnesses} 不一致", field="opening_key")
+
+
 def parse_draft(data: Mapping[str, Any]) -> TenderDraft:
     """A tender draft from API-shaped data (amounts in fen, times in unix seconds)."""
     raw_sections = data.get("sections")
@@ -115,6 +128,9 @@ def parse_draft(data: Mapping[str, Any]) -> TenderDraft:
         opening_key = _text(raw, "opening_key", label + "开标公钥", 1026, required=False)
         if opening_key and not HEX_KEY.match(opening_key):
             raise InvalidInput(f"{label}开标公钥必须是十六进制字节串", field="opening_key")
+        quorum = _integer(raw, "witness_quorum", label + "见证法定人数", 1, len(witnesses))
+        if opening_key:
+            _check_opening_key(opening_key, quorum, len(witnesses), label)
         sections.append(
             SectionDraft(
                 title=_text(raw, "title", label + "名称", 200),
@@ -123,7 +139,7 @@ def parse_draft(data: Mapping[str, Any]) -> TenderDraft:
                 bid_validity_period=_integer(raw, "bid_validity_days", label + "投标有效期（天）", 1, 3650) * 86400,
                 min_valid_bids=_integer(raw, "min_valid_bids", label + "最少有效投标数", 1, 100),
                 witness_ids=tuple(witnesses),
-                witness_quorum=_integer(raw, "witness_quorum", label + "见证法定人数", 1, len(witnesses)),
+                witness_quorum=quorum,
                 opening_key="0x" + opening_key.removeprefix("0x").lower(),
             )
         )

@@ -15,8 +15,9 @@ away from its clock, a nonce it has seen from that account (kept in a `NonceStor
 that is not a guarantor member.
 
 Messages: the platform sends applications (`ApplicationMessage`; for a 密文保函 only the sealed
-reference, never the tender); the guarantor pushes underwriting results, letters, releases and claim
-payouts (`UnderwritingResultMessage`, `LetterMessage`, `ReleaseMessage`, `PayoutMessage`).
+reference, never the tender); the guarantor pushes underwriting results, premiums received, letters, releases and
+claim payouts (`UnderwritingResultMessage`, `PremiumMessage`, `LetterMessage`, `ReleaseMessage`,
+`PayoutMessage`), and pulls its applications with a signed `GET` (empty body).
 """
 
 from __future__ import annotations
@@ -78,6 +79,18 @@ class NotAGuarantor(IntegrationError):
     """The sender is not a guarantor member of the consortium."""
 
     status = 403
+
+
+class UnknownApplication(IntegrationError):
+    """The message names a guarantee number the receiver has no application of this guarantor for."""
+
+    status = 404
+
+
+class StepRefused(IntegrationError):
+    """The receiver refused the step the message reports (wrong state, terms or chain facts)."""
+
+    status = 409
 
 
 class NonceStore(Protocol):
@@ -267,6 +280,16 @@ class UnderwritingResultMessage:
 
 
 @dataclass(frozen=True)
+class PremiumMessage:
+    """The premium received: amount, the account it came from and the payment reference."""
+
+    number: str
+    paid_fen: int
+    payer_account: str
+    payment_ref: str
+
+
+@dataclass(frozen=True)
 class LetterMessage:
     number: str
     pdf: bytes
@@ -287,7 +310,7 @@ class PayoutMessage:
     tx_hash: str
 
 
-Message = UnderwritingResultMessage | LetterMessage | ReleaseMessage | PayoutMessage
+Message = UnderwritingResultMessage | PremiumMessage | LetterMessage | ReleaseMessage | PayoutMessage
 
 
 def parse_underwriting_result(payload: Mapping[str, Any]) -> UnderwritingResultMessage:
@@ -304,6 +327,16 @@ def parse_underwriting_result(payload: Mapping[str, Any]) -> UnderwritingResultM
         tuple(reasons),
         premium,
     )
+
+
+def parse_premium(payload: Mapping[str, Any]) -> PremiumMessage:
+    paid = _field(payload, "paid_fen", int)
+    if paid <= 0:
+        raise MalformedRequest("field 'paid_fen' must be positive")
+    account, reference = _field(payload, "payer_account", str), _field(payload, "payment_ref", str)
+    if not 1 <= len(account) <= 34 or not 1 <= len(reference) <= 64:
+        raise MalformedRequest("fields 'payer_account' (1-34) and 'payment_ref' (1-64 characters) are required")
+    return PremiumMessage(_number(payload), paid, account, reference)
 
 
 def parse_letter(payload: Mapping[str, Any]) -> LetterMessage:
@@ -331,6 +364,7 @@ def parse_payout(payload: Mapping[str, Any]) -> PayoutMessage:
 
 PARSERS: dict[str, Callable[[Mapping[str, Any]], Message]] = {
     "underwriting-results": parse_underwriting_result,
+    "premiums": parse_premium,
     "letters": parse_letter,
     "releases": parse_release,
     "payouts": parse_payout,

@@ -177,22 +177,54 @@ class GuarantorHandler(Protocol):
         ...
 
 
+class ApplicationSource(Protocol):
+    """Where a guarantor's system pulls the applications addressed to it from (the platform's database)."""
+
+    def applications(self, guarantor: str) -> list[dict[str, Any]]:
+        """The guarantor's open applications, as `integration.ApplicationMessage` JSON (sealed: no tender)."""
+        ...
+
+
 def guarantor_blueprint(
     deployment: Deployment,
     nonces: integration.NonceStore,
     handler: GuarantorHandler,
     *,
     clock: Callable[[], float] = time.time,
+    source: ApplicationSource | None = None,
 ) -> Blueprint:
-    """`POST /api/guarantor/v1/<kind>` for kind in underwriting-results, letters, releases, payouts.
+    """`POST /api/guarantor/v1/<kind>` for kind in underwriting-results, premiums, letters, releases,
+    payouts; with a `source`, also `GET /api/guarantor/v1/applications` (signed, empty body).
 
     Every request is authenticated (`integration.authenticate`); a letter is accepted only if it
-    verifies as genuine and in force and was signed by the sending guarantor.
+    verifies as genuine and in force and was signed by the sending guarantor. A handler refuses a
+    step with an `integration.IntegrationError` (answered with its status and class name as code).
     """
     blueprint = Blueprint("guarantor_api", __name__)
 
     def is_guarantor(account: str) -> bool:
         return deployment.consortium.has_role(account, Role.GUARANTOR)
+
+    if source is not None:
+        pulling = source
+
+        @blueprint.get("/api/guarantor/v1/applications")
+        def pull() -> Any:
+            if (request.content_length or 0) > integration.MAX_BODY_BYTES:
+                return _error("a pull request has an empty body", "too_large", 413)
+            try:
+                guarantor = integration.authenticate(
+                    request.method,
+                    request.path,
+                    {name: request.headers.get(name, "") for name in integration.HEADERS if name in request.headers},
+                    request.get_data(cache=False),
+                    now=int(clock()),
+                    nonces=nonces,
+                    is_guarantor=is_guarantor,
+                )
+            except integration.IntegrationError as error:
+                return _error(str(error), type(error).__name__, error.status)
+            return jsonify({"guarantor": guarantor, "applications": pulling.applications(guarantor)})
 
     @blueprint.post("/api/guarantor/v1/<kind>")
     def receive(kind: str) -> Any:
@@ -224,10 +256,11 @@ def guarantor_blueprint(
                 result = verify_letter(deployment, message.pdf, with_proof=False)
                 if result.verdict is not Verdict.GENUINE_IN_FORCE or result.signer != guarantor:
                     return _error(f"letter refused: {result.verdict.value} ({result.reason})", "letter_refused", 422)
+            answer = handler.handle(guarantor, message)
         except integration.IntegrationError as error:
             return _error(str(error), type(error).__name__, error.status)
         except LetterError as error:
             return _error(f"letter refused: {error}", "letter_refused", 422)
-        return jsonify({"accepted": True, "guarantor": guarantor, **handler.handle(guarantor, message)})
+        return jsonify({"accepted": True, "guarantor": guarantor, **answer})
 
     return blueprint

@@ -54,7 +54,13 @@ from opening.witness import AccessRequest, WitnessShare, release_shares
 
 PASSWORD = "bench-password"
 KEK = "6a" * 32
-OPENING_KEY = "0x02" + "ab" * 32
+
+
+def upload_opening_key() -> str:
+    """A real 1-of-2 opening key for the upload half's sections (the platform checks keys at publication;
+    the upload half never opens its random envelopes, so nobody keeps the shares)."""
+    params = dkg.DkgParams(os.urandom(32), 1, tuple(dkg.new_transport_key()[1] for _ in range(2)))
+    return "0x" + dkg.finish(params, [dkg.deal(params, 1), dkg.deal(params, 2)], []).opening_key.encode().hex()
 SECTIONS_PER_TENDER = 20
 
 
@@ -268,7 +274,7 @@ def bench_uploads(base: str, port: int, chain: Chain, consortium: Any, token: An
     tenderer_id = next(o["id"] for o in members if "tenderer" in o["roles"])
     witness_ids = [o["id"] for o in members if "witness" in o["roles"]][:2]
     sections: list[int] = []
-    opening = chain.now() + 3600
+    opening, opening_key = chain.now() + 3600, upload_opening_key()
     print(f"publishing {args.sections} sections ...", flush=True)
     while len(sections) < args.sections:
         count = min(SECTIONS_PER_TENDER, args.sections - len(sections))
@@ -276,7 +282,7 @@ def bench_uploads(base: str, port: int, chain: Chain, consortium: Any, token: An
                  "submission_key": uuid.uuid4().hex, "sections": [
                      {"title": f"标段{i + 1}", "opening_time": opening, "bid_bond": 100_00,
                       "bid_validity_days": 90, "min_valid_bids": 1, "witness_ids": witness_ids,
-                      "witness_quorum": 1, "opening_key": OPENING_KEY} for i in range(count)]}
+                      "witness_quorum": 1, "opening_key": opening_key} for i in range(count)]}
         sections += [s["id"] for s in api(base, "POST", "/api/v1/tenders", agency, draft)["sections"]]
 
     bidders = [m.identifier for m in consortium.with_role(Role.BIDDER)]

@@ -130,6 +130,7 @@ const handlers = {
     document.getElementById("attestations").append(item);
     log(`${d.witness} 见证：${ATTESTATIONS[d.status] || d.status}`, d);
   },
+  opening_failed: (d) => log(`开标无法进行：${d.detail}（请招标代理机构处理）`),
   chain_write_failed: (d) => log(`上链失败（${d.organisation}，${d.action}）：${d.error}`),
 };
 

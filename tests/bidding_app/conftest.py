@@ -3,6 +3,7 @@ consortium deployed on the test chain and seeded into the platform, and logged-i
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -28,13 +29,24 @@ from bidding_app.db import db
 from bidding_app.models import Organisation
 from contracts.deploy import ConsortiumConfig
 from contracts.records import Role
+from opening import dkg
 from tests.backends import selected_backends
 from tests.helpers import Platform
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PASSWORD = "测试口令-Test-2026"
 KEK = "5f" * 32
-OPENING_KEY = "0x02" + "ab" * 32
+
+
+@functools.cache
+def opening_key(threshold: int, witnesses: int) -> str:
+    """A real opening key of a k-of-n section (from a DKG run here): the platform checks the keys it is given."""
+    params = dkg.DkgParams(os.urandom(32), threshold, tuple(dkg.new_transport_key()[1] for _ in range(witnesses)))
+    outcome = dkg.finish(params, [dkg.deal(params, i) for i in range(1, witnesses + 1)], [])
+    return "0x" + outcome.opening_key.encode().hex()
+
+
+OPENING_KEY = opening_key(2, 2)  # the sections of `api_draft`: two witnesses, both needed
 
 
 def free_port() -> int:
@@ -198,7 +210,7 @@ def section_form(clients: Clients, platform: Platform, *, opening_in: int = 3600
         "s0_min_bids": "3",
         "s0_witnesses": [str(w) for w in witnesses[:3]],
         "s0_quorum": "2",
-        "s0_opening_key": OPENING_KEY,
+        "s0_opening_key": opening_key(2, 3),
     }
     form.update(overrides)
     return form

@@ -13,7 +13,7 @@ from bidding_app.db import db
 from bidding_app.models import Bid, BidUpload, Organisation, User
 from contracts.records import Role
 from tests.bidding_app.conftest import PASSWORD, Clients, csrf_of, login
-from tests.bidding_app.test_bids import open_section, placed_bid
+from tests.bidding_app.test_bids import api_client, open_section, placed_bid
 from tests.helpers import Platform
 
 # The users of the dev consortium by the role the table speaks of (some organisations hold two roles).
@@ -33,8 +33,9 @@ CEREMONY_READERS = {"agency", "witness", "regulator", "admin"}
 PORTAL, REGULATOR = {"admin", "regulator", "witness"}, {"admin", "regulator"}
 HALL = EVERYONE - {"guarantor"}
 SECTION_WITNESSES = {"admin", "witness"}
+GUARANTOR, PARTIES = {"guarantor"}, {"bidder", "guarantor", "tenderer", "agency"}
 
-# (method, path, who may use it); {t} tender, {s} section, {b} bid.
+# (method, path, who may use it); {t} tender, {s} section, {b} bid, {g} guarantee application.
 ROUTES: list[tuple[str, str, set[str]]] = [
     ("GET", "/", EVERYONE),
     ("GET", "/tenders", EVERYONE),
@@ -106,6 +107,35 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("POST", "/api/v1/sections/{s}/responses", BIDDER),
     ("POST", "/sections/{s}/responses/1/answer", AGENCY),
     ("POST", "/api/v1/sections/{s}/responses/1/answer", AGENCY),
+    # Guarantees: the tenderer and agency see an application only once it covered a bid after the
+    # deadline ("not found" before), which is not a refusal of their role.
+    ("GET", "/sections/{s}/guarantee", BIDDER),
+    ("POST", "/sections/{s}/guarantee", BIDDER),
+    ("GET", "/guarantees", PARTIES),
+    ("GET", "/guarantees/{g}", PARTIES),
+    ("GET", "/guarantees/{g}/letter", PARTIES),
+    ("POST", "/guarantees/{g}/underwrite", GUARANTOR),
+    ("POST", "/guarantees/{g}/premium", GUARANTOR),
+    ("POST", "/guarantees/{g}/issue", GUARANTOR),
+    ("POST", "/guarantees/{g}/release", GUARANTOR),
+    ("POST", "/guarantees/{g}/expire", GUARANTOR),
+    ("POST", "/guarantees/{g}/payout", GUARANTOR),
+    ("POST", "/guarantees/{g}/claim", {"tenderer", "agency"}),
+    ("POST", "/guarantees/{g}/cancel", {"bidder", "guarantor"}),
+    ("GET", "/regulator/guarantees", {"regulator"}),
+    ("POST", "/api/v1/sections/{s}/guarantees", BIDDER),
+    ("GET", "/api/v1/guarantees", PARTIES),
+    ("GET", "/api/v1/guarantees/{g}", PARTIES),
+    ("GET", "/api/v1/guarantees/{g}/letter", PARTIES),
+    ("POST", "/api/v1/guarantees/{g}/underwrite", GUARANTOR),
+    ("POST", "/api/v1/guarantees/{g}/premium", GUARANTOR),
+    ("POST", "/api/v1/guarantees/{g}/issue", GUARANTOR),
+    ("POST", "/api/v1/guarantees/{g}/release", GUARANTOR),
+    ("POST", "/api/v1/guarantees/{g}/expire", GUARANTOR),
+    ("POST", "/api/v1/guarantees/{g}/payout", GUARANTOR),
+    ("POST", "/api/v1/guarantees/{g}/claim", {"tenderer", "agency"}),
+    ("POST", "/api/v1/guarantees/{g}/cancel", {"bidder", "guarantor"}),
+    ("GET", "/api/v1/regulator/guarantees", {"regulator"}),
 ]
 
 
@@ -125,7 +155,15 @@ def test_every_route_for_every_role(clients: Clients, platform: Platform) -> Non
     with clients.app.app_context():
         bid = db.session.scalars(sa.select(Bid)).one()
         upload_id = db.session.scalars(sa.select(BidUpload.id)).one()
-    ids = {"t": section.tender_id, "s": section.id, "b": bid.id, "u": upload_id, "x": section.chain_tx}
+
+    guarantor = clients.organisation(Role.GUARANTOR).id
+    applied = clients.app.test_client().post(
+        f"/api/v1/sections/{section.id}/guarantees", headers=api_client(clients, Role.BIDDER),
+        json={"guarantor_id": guarantor, "amount": section.bid_bond, "validity_days": 120,
+              "submission_key": uuid.uuid4().hex})
+    assert applied.status_code == 201 and applied.json is not None, applied.json
+    ids = {"t": section.tender_id, "s": section.id, "b": bid.id, "g": applied.json["id"],
+           "u": upload_id, "x": section.chain_tx}
     for role, username in USERS.items():
         client = clients.app.test_client()
         assert login(client, username).status_code == 302
@@ -137,7 +175,8 @@ def test_every_route_for_every_role(clients: Clients, platform: Platform) -> Non
             path = template.format(**ids)
             status = call(client, method, path, token, headers if path.startswith("/api/") else {})
             if role in allowed:
-                assert status not in (401, 403), f"{role} {method} {path}: {status}"
+                # 501: a proof asked of anvil, which keeps no seals (said so on purpose); never another 5xx.
+                assert status not in (401, 403) and (status < 500 or status == 501), f"{role} {method} {path}: {status}"
             else:
                 assert status == 403, f"{role} {method} {path}: {status} (expected 403)"
     anonymous = clients.app.test_client()

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from bidding_app.db import db
 from bidding_app.models import Attachment, OutboxEntry, Section, Tender
 from contracts.records import Role, SectionStatus
-from tests.bidding_app.conftest import Clients, csrf_of, section_form
+from tests.bidding_app.conftest import Clients, csrf_of, opening_key, section_form
 from tests.helpers import Platform
 
 
@@ -66,6 +66,8 @@ def test_bad_tender_input_gets_a_specific_message_and_stores_nothing(clients: Cl
         "请正确填写第1标段的开标时间": {"s0_opening": "明天上午"},
         "见证法定人数必须在 1 到 3 之间": {"s0_quorum": "4"},
         "开标公钥必须是十六进制": {"s0_opening_key": "not-hex"},
+        "开标公钥无效": {"s0_opening_key": "0x02" + "ab" * 32},
+        "开标公钥是 2/2 门限的，与本标段的见证设置 2/3 不一致": {"s0_opening_key": opening_key(2, 2)},
         "请为第1标段选择见证机构": {"s0_witnesses": []},
         "所选招标人不是联盟中的招标人": {"tenderer_id": str(clients.organisation(Role.BIDDER).id)},
         "项目名称不能超过200个字符": {"title": "长" * 201},

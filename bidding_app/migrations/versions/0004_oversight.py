@@ -1,7 +1,7 @@
 """bid upload origins for the regulator's collusion signals
 
 Revision ID: 0004_oversight
-Revises: 0002_opening_hall
+Revises: 0003_guarantees
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_oversight"
-down_revision = "0002_opening_hall"
+down_revision = "0003_guarantees"
 branch_labels = None
 depends_on = None
 
