@@ -36,6 +36,7 @@ from requests.exceptions import RequestException
 from sqlalchemy.orm import Session
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
+from bidding_app import covers
 from bidding_app.chain import ChainGateway
 from bidding_app.db import db
 from bidding_app.keys import KeyDecryptionFailed
@@ -46,7 +47,7 @@ from contracts.client import Chain, Deployment, _revert_from
 log = logging.getLogger(__name__)
 
 ROUND_SIZE = 200  # entries signed and sent before the sender waits for them to be final
-ACTIONS = ("create_tender", "add_section", "commit_bid", "replace_bid", "withdraw_bid")
+ACTIONS = ("create_tender", "add_section", "commit_bid", "replace_bid", "withdraw_bid", covers.REVEAL)
 
 
 class TransientChainError(Exception):
@@ -87,9 +88,10 @@ def encode_call(deployment: Deployment, action: str, payload: dict[str, Any]) ->
         )
         args, function = [_b32(payload["tender_id"]), _b32(payload["section_id"]), terms], "addSection"
     elif action == "commit_bid":
-        args = [_b32(payload[name]) for name in
-                ("section_id", "ciphertext_hash", "guarantee_id", "guarantee_salt", "deposit_ref")]
+        args = [_b32(payload[name]) for name in ("section_id", "ciphertext_hash", "cover_commitment")]
         function = "commitBid"
+    elif action == covers.REVEAL:
+        return covers.encode_reveal(deployment, payload)
     elif action == "replace_bid":
         args, function = [_b32(payload["section_id"]), _b32(payload["ciphertext_hash"])], "replaceBid"
     elif action == "withdraw_bid":
@@ -114,6 +116,8 @@ def apply_confirmed(session: Session, entry: OutboxEntry, payload: dict[str, Any
     elif entry.action == "add_section":
         section = session.scalars(sa.select(Section).where(Section.chain_id == payload["section_id"])).one()
         section.chain_tx, section.chain_block = entry.tx_hash, entry.block_number
+    elif entry.action == covers.REVEAL:
+        covers.apply_reveal_confirmed(session, entry, payload)
     else:
         bid = _bid(session, payload)
         bid.status = "withdrawn" if entry.action == "withdraw_bid" else "committed"
@@ -124,6 +128,8 @@ def apply_confirmed(session: Session, entry: OutboxEntry, payload: dict[str, Any
 
 
 def apply_failed(session: Session, entry: OutboxEntry, payload: dict[str, Any]) -> None:
+    if entry.action == covers.REVEAL:
+        covers.apply_reveal_failed(session, entry, payload)
     if entry.action in ("commit_bid", "replace_bid", "withdraw_bid"):
         bid = _bid(session, payload)
         # A refused first commit leaves no bid; a refused replace or withdrawal leaves the committed one.
