@@ -17,7 +17,7 @@ from typing import IO
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bidding_app import outbox
+from bidding_app import covers, outbox
 from bidding_app.chain import ChainGateway
 from bidding_app.db import get_or_not_found
 from bidding_app.errors import (
@@ -31,11 +31,9 @@ from bidding_app.errors import (
 )
 from bidding_app.models import Bid, BidUpload, Organisation, OutboxEntry, Registration, Section, now
 from bidding_app.storage import store_stream
-from contracts.records import id32
 
 HASH32 = re.compile(r"^0x[0-9a-f]{64}$")
 SUBMISSION_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-ZERO = "0x" + "00" * 32
 
 
 @dataclass(frozen=True)
@@ -46,11 +44,10 @@ class Cover:
     reference: str
     salt: str | None = None
 
-    def chain_fields(self) -> dict[str, str]:
-        if self.kind == "guarantee":
-            guarantee_id = self.reference if HASH32.match(self.reference) else "0x" + id32(self.reference).hex()
-            return {"guarantee_id": guarantee_id, "guarantee_salt": self.salt or ZERO, "deposit_ref": ZERO}
-        return {"guarantee_id": ZERO, "guarantee_salt": ZERO, "deposit_ref": "0x" + id32(self.reference).hex()}
+    def blinding_salt(self) -> str:
+        """The salt that blinds the cover on chain until the opening: a sealed guarantee's own salt (so
+        that one secret opens both), otherwise fresh random bytes the platform keeps."""
+        return self.salt or "0x" + os.urandom(32).hex()
 
 
 def parse_cover(kind: str | None, reference: str | None, salt: str | None) -> Cover:
@@ -203,6 +200,14 @@ def submit(
                 "committing", cover.kind, cover.reference, cover.salt)
         else:
             bid.status = "replacing"
+        if not replacing:
+            assert cover is not None
+            if bidder.address is None:
+                raise InvalidInput("贵单位尚无链上账户，无法投标", field="cover_kind")
+            bid.cover_salt = cover.blinding_salt()
+            blinded = covers.chain_cover(cover.kind, cover.reference, bid.cover_salt)
+            bid.cover_commitment = covers.commitment_of(section.chain_id, bidder.address, blinded)
+            bid.cover_reveal_tx = bid.cover_reveal_error = None
         bid.confirmed_version, bid.error_code, bid.updated_at = section.tender.version, None, now()
         session.flush()
         stored = Path(section.chain_id[2:18]) / envelope.path.name
@@ -220,7 +225,7 @@ def submit(
         else:
             assert cover is not None
             outbox.enqueue(session, bidder.id, "commit_bid", f"commit_bid:{upload.id}",
-                           payload | cover.chain_fields())
+                           payload | {"cover_commitment": bid.cover_commitment})
         session.commit()
         return bid
     except BaseException:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -29,6 +29,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from bidding_app.chain import ChainGateway
+from bidding_app.covers import queue_cover_reveals
 from bidding_app.db import db
 from bidding_app.document_metadata import metadata_of
 from bidding_app.envelopes import sealed_envelopes
@@ -85,7 +86,10 @@ def start_due_sections(session: Session, gateway: ChainGateway, _folder: Path, r
     for section in due:
         session.add(SectionOpening(section_id=section.id, stage="started", started_at=chain_now,
                                    response_window=response_window))
-        emit(session, section.id, "started", {"chain_time": chain_now, "opening_time": section.opening_time})
+        # 密文保函: the bids' covers are revealed (and guarantees bound) now, for the agency.
+        reveals = queue_cover_reveals(session, section)
+        emit(session, section.id, "started", {"chain_time": chain_now, "opening_time": section.opening_time,
+                                              "cover_reveals": reveals})
     session.commit()
     return bool(due)
 
@@ -97,6 +101,24 @@ def _anchored_batches(session: Session, section: Section) -> list[ShareBatch]:
     rows = session.scalars(sa.select(ShareBatchUpload).where(
         ShareBatchUpload.section_id == section.id, ShareBatchUpload.status == "anchored")).all()
     return [ShareBatch.from_json(json.loads(row.content)) for row in rows]
+
+
+def _covers_settled(session: Session, section: Section) -> bool:
+    """Every committed bid's cover is revealed on chain or refused for good: only then can the outcomes
+    be recorded (the contract records a bid as opened only once its cover is revealed)."""
+    if queue_cover_reveals(session, section):  # a reveal refused as too early is queued again
+        session.commit()
+        return False
+    unsettled = session.scalar(sa.select(sa.func.count(Bid.id)).where(
+        Bid.section_id == section.id, Bid.status == "committed", Bid.cover_salt.is_not(None),
+        Bid.cover_reveal_tx.is_(None), Bid.cover_reveal_error.is_(None))) or 0
+    return unsettled == 0
+
+
+def rejected_covers(session: Session, section: Section) -> dict[str, str]:
+    """Bidder address → the contract's refusal, for the bids whose cover could not be revealed."""
+    rows = session.scalars(sa.select(Bid).where(Bid.section_id == section.id, Bid.cover_reveal_error.is_not(None)))
+    return {(bid.bidder.address or "").lower(): str(bid.cover_reveal_error) for bid in rows}
 
 
 def _ready(session: Session, section: Section) -> bool:
@@ -115,7 +137,7 @@ def open_ready_sections(session: Session, gateway: ChainGateway, folder: Path, _
     moved = False
     for opening in started:
         section = session.get_one(Section, opening.section_id)
-        if not _ready(session, section):
+        if not _ready(session, section) or not _covers_settled(session, section):
             continue
         run_opening(session, gateway, section, opening, folder)
         moved = True
@@ -139,8 +161,9 @@ def run_opening(session: Session, gateway: ChainGateway, section: Section, openi
         emit(session, section.id, "opening_failed", {"cause": "invalid_opening_key", "detail": str(error)})
         session.commit()
         return
-    store_outcomes(session, section, result, opened_documents(folder, section))
-    enqueue_outcomes(session, section, data, result)
+    rejected = rejected_covers(session, section)
+    store_outcomes(session, section, result, opened_documents(folder, section), rejected)
+    enqueue_outcomes(session, section, data, result, rejected)
     enqueue_close(session, section, opening, result)
     session.commit()
 
@@ -161,13 +184,20 @@ def opened_documents(folder: Path, section: Section) -> Path:
     return folder / "opened" / section.chain_id
 
 
-def store_outcomes(session: Session, section: Section, result: OpeningResult, documents: Path | None = None) -> None:
+def store_outcomes(
+    session: Session,
+    section: Section,
+    result: OpeningResult,
+    documents: Path | None = None,
+    rejected: Mapping[str, str] | None = None,
+) -> None:
     """One opened_bid row per bid and its hall event: 唱标 (announcement) or the failure and its cause.
 
     With `documents` (the folder the opening wrote them to), each document's authoring metadata is kept
     for the regulator's collusion signs."""
     bids = {(bid.bidder.address or "").lower(): bid for bid in session.scalars(
         sa.select(Bid).where(Bid.section_id == section.id))}
+    stored_rows: dict[str, OpenedBid] = {}
     for outcome, entry in zip(sorted(result.outcomes, key=lambda o: o.bidder.lower()), result.record["bids"],
                               strict=True):
         bid = bids.get(outcome.bidder.lower())
@@ -184,6 +214,7 @@ def store_outcomes(session: Session, section: Section, result: OpeningResult, do
             anchored_hash="0x" + entry["anchored_hash"],
         )
         session.add(row)
+        stored_rows[row.bidder_address] = row
         fields = {"bidder": bid.bidder.name if bid else outcome.bidder, "address": outcome.bidder.lower(),
                   "outcome": outcome.kind, "outcome_zh": entry["outcome_zh"], "anchored_hash": row.anchored_hash}
         if outcome.cause is None:
@@ -193,14 +224,29 @@ def store_outcomes(session: Session, section: Section, result: OpeningResult, do
             emit(session, section.id, "bid_failed", fields | {
                 "cause": outcome.cause.value, "cause_zh": CAUSE_LABELS.get(outcome.cause.value, outcome.cause.value),
                 "bidder_caused": outcome.cause.bidder_caused, "detail": outcome.detail})
+    for address, refusal in (rejected or {}).items():
+        stored = stored_rows.get(address)
+        if stored is None or stored.outcome != "opened":
+            continue
+        stored.outcome, stored.cause, stored.detail = "cover_rejected", "cover_rejected", refusal
+        bid = bids.get(address)
+        emit(session, section.id, "bid_failed", {
+            "bidder": bid.bidder.name if bid else address, "address": address, "outcome": "cover_rejected",
+            "outcome_zh": "投标保证金无效", "anchored_hash": stored.anchored_hash, "cause": "cover_rejected",
+            "cause_zh": f"投标保证金（保函或现金）揭示时被链上拒绝：{refusal}", "bidder_caused": True,
+            "detail": refusal})
     for faulty in result.faulty_shares:
         emit(session, section.id, "faulty_share", {"witness_index": faulty.witness_index,
                                                    "commitment": "0x" + faulty.commitment.hex(),
                                                    "reason": faulty.reason})
 
 
-def enqueue_outcomes(session: Session, section: Section, data: SectionPublicData, result: OpeningResult) -> None:
-    outcomes = [[o.bidder, int(o.status), "0x" + o.hash.hex()] for o in onchain_outcomes(data.section_id, result)]
+def enqueue_outcomes(
+    session: Session, section: Section, data: SectionPublicData, result: OpeningResult,
+    rejected: Mapping[str, str] | None = None,
+) -> None:
+    outcomes = [[o.bidder, int(o.status), "0x" + o.hash.hex()]
+                for o in onchain_outcomes(data.section_id, result, list(rejected or {}))]
     for start in range(0, len(outcomes), OUTCOMES_PER_TRANSACTION):
         enqueue(session, section.tender.agency_id, "record_outcomes", f"record_outcomes:{section.chain_id}:{start}",
                 {"section_id": section.chain_id, "outcomes": outcomes[start:start + OUTCOMES_PER_TRANSACTION]})

@@ -182,6 +182,13 @@ class Bid(Base):
     cover_kind: Mapped[str] = mapped_column(sa.String(20))  # guarantee | cash_deposit
     cover_ref: Mapped[str] = mapped_column(sa.String(100))
     guarantee_salt: Mapped[str | None] = mapped_column(sa.String(66))
+    # The cover goes on chain only blinded (commitBid's cover commitment); the platform keeps what opens
+    # it and reveals it at the opening (bidding_app.covers): the salt, the commitment, the reveal's
+    # transaction, or the contract's error if the cover did not reveal.
+    cover_salt: Mapped[str | None] = mapped_column(sa.String(66))
+    cover_commitment: Mapped[str | None] = mapped_column(sa.String(66))
+    cover_reveal_tx: Mapped[str | None] = mapped_column(sa.String(66))
+    cover_reveal_error: Mapped[str | None] = mapped_column(sa.String(80))
     commitment: Mapped[str] = mapped_column(sa.String(66))  # 0x SHA-256 of the current envelope
     confirmed_version: Mapped[int] = mapped_column(sa.Integer)  # tender version the bidder confirmed
     chain_tx: Mapped[str | None] = mapped_column(sa.String(66))

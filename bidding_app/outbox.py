@@ -51,7 +51,8 @@ ROUND_SIZE = 200  # entries signed and sent before the sender waits for them to 
 ACTIONS = ("create_tender", "add_section", "commit_bid", "replace_bid", "withdraw_bid", *hall_chain.ACTIONS)
 # Features that keep their own chain writes: each module has ACTIONS, encode_call, apply_confirmed and
 # apply_failed (imported when first needed: they import this module to enqueue).
-FEATURE_MODULES = ("bidding_app.awards", "bidding_app.key_ceremony", "bidding_app.guarantee_outbox")
+FEATURE_MODULES = ("bidding_app.awards", "bidding_app.key_ceremony", "bidding_app.guarantee_outbox",
+                   "bidding_app.covers")
 
 
 def feature_of(action: str) -> Any:
@@ -104,8 +105,7 @@ def encode_call(deployment: Deployment, action: str, payload: dict[str, Any]) ->
         )
         args, function = [_b32(payload["tender_id"]), _b32(payload["section_id"]), terms], "addSection"
     elif action == "commit_bid":
-        args = [_b32(payload[name]) for name in
-                ("section_id", "ciphertext_hash", "guarantee_id", "guarantee_salt", "deposit_ref")]
+        args = [_b32(payload[name]) for name in ("section_id", "ciphertext_hash", "cover_commitment")]
         function = "commitBid"
     elif action == "replace_bid":
         args, function = [_b32(payload["section_id"]), _b32(payload["ciphertext_hash"])], "replaceBid"

@@ -32,10 +32,12 @@ from chain_node.trie import keccak as fast_keccak
 from contracts import errors
 from contracts.records import (
     Bid,
+    BidCover,
     BidStatus,
     Claim,
     ClaimGround,
     CoverKind,
+    CoverState,
     Guarantee,
     GuaranteeState,
     GuaranteeTerms,
@@ -49,6 +51,7 @@ from contracts.records import (
     SectionStatus,
     SectionTerms,
     Tender,
+    cover_commitment,
 )
 from contracts.toolchain import Artifact, abi_signature, abi_type, load_artifacts
 
@@ -666,19 +669,26 @@ class TenderRegistryClient(_Registry):
     def set_opening_key(self, signer: Signer, section_id: bytes, opening_key: bytes) -> TxResult:
         return self._transact(signer, "setOpeningKey", section_id, opening_key)
 
-    def commit_bid(
-        self,
-        signer: Signer,
-        section_id: bytes,
-        ciphertext_hash: bytes,
-        *,
-        guarantee_id: bytes = ZERO32,
-        guarantee_salt: bytes = ZERO32,
-        deposit_ref: bytes = ZERO32,
+    def commit_bid(self, signer: Signer, section_id: bytes, ciphertext_hash: bytes, cover: BidCover) -> TxResult:
+        """Commit a sealed bid as `signer`, its cover blinded (keep `cover`: the reveal needs it)."""
+        commitment = cover.commitment(section_id, signer.address)
+        return self.commit_bid_blinded(signer, section_id, ciphertext_hash, commitment)
+
+    def commit_bid_blinded(
+        self, signer: Signer, section_id: bytes, ciphertext_hash: bytes, commitment: bytes
     ) -> TxResult:
+        """Commit a sealed bid with an already computed cover commitment (see `cover_commitment`)."""
+        return self._transact(signer, "commitBid", section_id, ciphertext_hash, commitment)
+
+    def reveal_cover(self, signer: Signer, section_id: bytes, bidder: str, cover: BidCover) -> TxResult:
+        """Reveal a bid's cover from the opening time on (as the agency or the bidder); binds a guarantee."""
         return self._transact(
-            signer, "commitBid", section_id, ciphertext_hash, guarantee_id, guarantee_salt, deposit_ref
+            signer, "revealCover", section_id, to_checksum_address(bidder), int(cover.kind), cover.cover, cover.salt
         )
+
+    def cover_of(self, section_id: bytes, bidder: str) -> CoverState:
+        commitment, revealed, kind, cover = self._view("coverOf", section_id, bidder)
+        return CoverState(bytes(commitment), bool(revealed), CoverKind(kind), bytes(cover))
 
     def replace_bid(self, signer: Signer, section_id: bytes, ciphertext_hash: bytes) -> TxResult:
         return self._transact(signer, "replaceBid", section_id, ciphertext_hash)
@@ -754,7 +764,7 @@ class TenderRegistryClient(_Registry):
         return Objection(bidder, bytes(objection_hash), bytes(answer_hash))
 
     def bid_cover(self, section_id: bytes, bidder: str) -> tuple[CoverKind, bytes]:
-        """How a live bid covers its bond (a zero cover for no bid or a withdrawn one)."""
+        """How a bid covers its bond, once revealed (a zero cover until then, or for no bid)."""
         kind, cover = self._view("bidCover", section_id, bidder)
         return CoverKind(kind), bytes(cover)
 
@@ -878,7 +888,7 @@ class GuaranteeRegistryClient(_Registry):
 
     def guarantee(self, guarantee_id: bytes) -> Guarantee:
         """The stored guarantee, with the letter hash and anchoring transaction from its issue event."""
-        issuer, valid_until, state, sealed, bound, applicant, amount, beneficiary, ref = self._view(
+        issuer, valid_until, state, sealed, bound, applicant, amount, beneficiary, issued_at, ref = self._view(
             "guaranteeOf", guarantee_id
         )
         issued = self.issued_event(guarantee_id) if state != GuaranteeState.NONE else None
@@ -895,6 +905,7 @@ class GuaranteeRegistryClient(_Registry):
             applicant=applicant,
             amount=amount,
             beneficiary=beneficiary,
+            issued_at=int(issued_at),
             section_ref=bytes(ref),
             letter_hash=letter_hash,
             issued_tx_hash=tx_hash,
@@ -958,6 +969,7 @@ class Deployment:
 
 
 __all__ = [
+    "BidCover",
     "Chain",
     "ConsortiumClient",
     "Deployment",
@@ -967,4 +979,5 @@ __all__ = [
     "Signer",
     "TenderRegistryClient",
     "TxResult",
+    "cover_commitment",
 ]

@@ -6,9 +6,11 @@ Amounts are in fen (分), times in unix seconds of chain time, ids and hashes ar
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 
-from eth_utils import keccak
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
 
 
 class Role(enum.IntFlag):
@@ -58,6 +60,7 @@ class BidStatus(enum.IntEnum):
     DECRYPTION_FAILED_BIDDER_CAUSED = 4
     DECRYPTION_FAILED_NOT_BIDDER_CAUSED = 5
     WITHDRAWN_AFTER_DEADLINE = 6
+    COVER_REJECTED = 7
 
 
 class CoverKind(enum.IntEnum):
@@ -163,6 +166,54 @@ class Bid:
 
 
 @dataclass(frozen=True)
+class BidCover:
+    """What a bid's blinded cover commitment hides until the opening: the kind, the guarantee id or the
+    cash deposit's reference hash, and the salt. The bidder and the platform keep it; the guarantor
+    never sees the salt, so it cannot tell from the chain which commitment is its guarantee's.
+
+    For a guarantee with a sealed section reference the salt is also the one that opens that reference
+    (`keccak256(abi.encode(sectionId, salt))`), so one secret serves both.
+    """
+
+    kind: CoverKind
+    cover: bytes
+    salt: bytes
+
+    @classmethod
+    def guarantee(cls, guarantee_id: bytes, salt: bytes | None = None) -> BidCover:
+        """A guarantee cover; `salt` is its sealed reference's salt, or fresh random bytes if not sealed."""
+        return cls(CoverKind.GUARANTEE, guarantee_id, salt if salt is not None else os.urandom(32))
+
+    @classmethod
+    def deposit(cls, deposit_ref: bytes, salt: bytes | None = None) -> BidCover:
+        """A cash deposit cover, blinded by fresh random bytes unless a salt is given."""
+        return cls(CoverKind.CASH_DEPOSIT, deposit_ref, salt if salt is not None else os.urandom(32))
+
+    def commitment(self, section_id: bytes, bidder: str) -> bytes:
+        """The commitment `commitBid` carries for `bidder` in `section_id`."""
+        return cover_commitment(section_id, bidder, self.kind, self.cover, self.salt)
+
+
+def cover_commitment(section_id: bytes, bidder: str, kind: CoverKind, cover: bytes, salt: bytes) -> bytes:
+    """`TenderRegistry.coverCommitmentOf`: keccak256(abi.encode(sectionId, bidder, kind, cover, salt))."""
+    encoded = abi_encode(
+        ["bytes32", "address", "uint8", "bytes32", "bytes32"],
+        [section_id, to_checksum_address(bidder), int(kind), cover, salt],
+    )
+    return keccak(encoded)
+
+
+@dataclass(frozen=True)
+class CoverState:
+    """A bid's cover as the chain shows it: the commitment, and the cover once revealed at the opening."""
+
+    commitment: bytes
+    revealed: bool
+    kind: CoverKind
+    cover: bytes
+
+
+@dataclass(frozen=True)
 class Objection:
     bidder: str
     objection_hash: bytes
@@ -190,6 +241,7 @@ class Guarantee:
     applicant: str
     amount: int
     beneficiary: str
+    issued_at: int  # chain time of the issue
     section_ref: bytes
     letter_hash: bytes  # from the GuaranteeIssued event (zero for an unknown guarantee)
     issued_tx_hash: str  # the transaction that anchored it ("" for an unknown guarantee)
@@ -208,7 +260,8 @@ class Claim:
 @dataclass(frozen=True)
 class OpeningOutcome:
     """One bid's decryption outcome for `TenderRegistry.recordOutcomes`: OPENED with the announced fields'
-    hash, or one of the two DECRYPTION_FAILED statuses with the failure's evidence hash."""
+    hash (its cover must be revealed), one of the two DECRYPTION_FAILED statuses with the failure's
+    evidence hash, or COVER_REJECTED (its commitment opens to no valid cover) with the evidence hash."""
 
     bidder: str
     status: BidStatus

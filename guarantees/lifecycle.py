@@ -535,7 +535,9 @@ def cancel(deployment: Deployment, guarantor: Signer, number: str) -> TxResult:
     """Cancel, as the issuer, a guarantee that no bid relies on, before the bid deadline.
 
     For a sealed guarantee the deadline is not known from the chain (the guarantor does not know the
-    section); no bid can start relying on it after the deadline anyway.
+    section). A bid's cover is revealed, and the guarantee bound, only at the opening: before that the
+    chain cannot tell whether a sealed bid relies on it, and a guarantee cancelled then leaves that
+    bid without a valid cover (its reveal is refused).
     """
     stored = _issued(deployment, number, "cancel")
     if to_checksum_address(stored.issuer) != guarantor.address:
@@ -635,8 +637,9 @@ def claimable_guarantees(deployment: Deployment, section_id: bytes, from_block: 
     """The guarantees of a section that on-chain facts made claimable, each with the fact and its ground.
 
     Read from TenderRegistry's events: a bidder-caused decryption failure, a withdrawal after the
-    deadline, or the winner's refusal to sign; each kept only if the bid is covered by a guarantee that
-    is still issued and the contract agrees the ground holds.
+    deadline, or the winner's refusal to sign; each kept only if the bid's revealed cover is a guarantee
+    that is still issued and the contract agrees the ground holds (a cover not revealed yet covers
+    nothing on chain: the platform reveals every cover at the opening).
     """
     chain, tenders = deployment.chain, deployment.tenders
     topics = [[event_topic(chain, name) for name in _GROUNDS], section_id]
@@ -660,25 +663,22 @@ def claimable_guarantees(deployment: Deployment, section_id: bytes, from_block: 
     return found
 
 
-_OPENING_EVENTS = ("BidOpened", "BidDecryptionFailed", "OpeningClosed", "TenderFailed")
-
-
 def reveal_section(deployment: Deployment, guarantee: bytes, from_block: int = 0) -> SectionReveal | None:
-    """The section a sealed guarantee covers, once that section's opening is on chain; else None.
+    """The section a guarantee covers, once the bid relying on it had its cover revealed; else None.
 
-    The link comes from the bid that relied on the guarantee (`GuaranteeBound`); it is disclosed to the
-    guarantor only from the section's first opening event on (the opening is public from then on).
+    A bid commits only to a blinded cover, so nothing on chain links the guarantee to a section before
+    the opening. From the section's opening time on, the platform (or the bidder) reveals each bid's
+    cover: `TenderRegistry.revealCover` emits `CoverRevealed` and binds the guarantee, which emits
+    `GuaranteeBound(guaranteeId, sectionId, bidder)`. That event is the guarantor's source.
     """
     chain = deployment.chain
     bound = chain.logs(deployment.guarantees.address, [event_topic(chain, "GuaranteeBound"), guarantee], from_block)
-    for logged in reversed(bound):
-        section_id = bytes(logged.event.args["sectionId"])
-        topics = [[event_topic(chain, name) for name in _OPENING_EVENTS], section_id]
-        opened = chain.logs(deployment.tenders.address, topics, logged.block_number)
-        if opened:
-            tender_id = deployment.tenders.section(section_id).tender_id
-            return SectionReveal(section_id, tender_id, opened[0].tx_hash, opened[0].block_number)
-    return None
+    if not bound:
+        return None
+    logged = bound[-1]
+    section_id = bytes(logged.event.args["sectionId"])
+    tender_id = deployment.tenders.section(section_id).tender_id
+    return SectionReveal(section_id, tender_id, logged.tx_hash, logged.block_number)
 
 
 def sealed_view(
@@ -687,7 +687,7 @@ def sealed_view(
     """What the guarantor may see of a guarantee: no section until the opening reveals it.
 
     Project and section names are left out of the view; with a deployment, the section is revealed
-    from the on-chain opening (see `reveal_section`).
+    by the on-chain reveal of the bid's cover at the opening (see `reveal_section`).
     """
     reference = (
         sealed_reference(application.section_id, application.salt) if application.sealed else application.section_id

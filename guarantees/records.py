@@ -269,11 +269,12 @@ class SealedView:
 
 @dataclass(frozen=True)
 class SectionReveal:
-    """The section a sealed guarantee covers, learnt from the on-chain opening."""
+    """The section a sealed guarantee covers, learnt from the on-chain opening: the reveal of the cover
+    of the bid that relies on it (`CoverRevealed` + `GuaranteeBound`, one transaction)."""
 
     section_id: bytes
     tender_id: bytes
-    opening_tx: str
+    opening_tx: str  # the reveal's transaction
     opening_block: int
 
 

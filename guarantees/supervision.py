@@ -164,8 +164,9 @@ def records_from_chain(
     """The regulator's input read from the chain: every guarantee issued, and the sections they cover.
 
     Not a rule but the one function here that reads: from `GuaranteeIssued` (issue facts and block
-    time), `GuaranteeBound` (which section a bid relied on it for, which is how a sealed guarantee's
-    section becomes known) and the current state. `numbers` maps ids to guarantee numbers and
+    time), `GuaranteeBound` (which section a bid relied on it for, emitted when the bid's cover is
+    revealed at the opening, which is how a sealed guarantee's section becomes known; before that the
+    guarantee shows no section) and the current state. `numbers` maps ids to guarantee numbers and
     `premium_accounts` numbers to premium payer accounts (both from the platform's database).
     """
     from guarantees.lifecycle import event_topic, section_facts

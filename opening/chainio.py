@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from eth_utils import keccak
 from hexbytes import HexBytes
@@ -34,11 +34,18 @@ def read_public_data(registry: TenderRegistryClient, section_id: bytes) -> Secti
     )
 
 
-def onchain_outcomes(section_id: bytes, result: OpeningResult) -> list[OpeningOutcome]:
-    """Each bid's art. 31 outcome as the contract records it."""
+def onchain_outcomes(
+    section_id: bytes, result: OpeningResult, rejected_covers: Collection[str] = ()
+) -> list[OpeningOutcome]:
+    """Each bid's art. 31 outcome as the contract records it. A bid that opened but whose cover (bid bond)
+    could not be revealed (`rejected_covers`: bidder addresses) is recorded as COVER_REJECTED: it does
+    not count as a valid bid, and the decryption record stays what it is."""
+    rejected = {bidder.lower() for bidder in rejected_covers}
     outcomes = []
     for outcome in result.outcomes:
-        if outcome.cause is None:
+        if outcome.cause is None and outcome.bidder.lower() in rejected:
+            status = BidStatus.COVER_REJECTED
+        elif outcome.cause is None:
             status = BidStatus.OPENED
         elif outcome.cause.bidder_caused:
             status = BidStatus.DECRYPTION_FAILED_BIDDER_CAUSED
@@ -49,10 +56,14 @@ def onchain_outcomes(section_id: bytes, result: OpeningResult) -> list[OpeningOu
 
 
 def anchor_opening(
-    registry: TenderRegistryClient, agency: Signer, section_id: bytes, result: OpeningResult
+    registry: TenderRegistryClient,
+    agency: Signer,
+    section_id: bytes,
+    result: OpeningResult,
+    rejected_covers: Collection[str] = (),
 ) -> TxResult:
     """Record every bid's outcome (in batches) and close the opening with the record's hash."""
-    outcomes = onchain_outcomes(section_id, result)
+    outcomes = onchain_outcomes(section_id, result, rejected_covers)
     for start in range(0, len(outcomes), OUTCOMES_PER_TRANSACTION):
         registry.record_outcomes(agency, section_id, outcomes[start : start + OUTCOMES_PER_TRANSACTION])
     return registry.close_opening(agency, section_id, result.record_hash)

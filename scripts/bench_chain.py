@@ -44,7 +44,7 @@ from chain_node.network import key_address, lay_out, start_validator, wait_for_b
 from contracts.client import Chain, Deployment, Signer
 from contracts.deploy import deploy, load_config
 from contracts.devnode import start_anvil
-from contracts.records import Role, SectionTerms, id32, org_id
+from contracts.records import CoverKind, Role, SectionTerms, cover_commitment, id32, org_id
 from contracts.toolchain import PROJECT_ROOT, compile_all
 
 BATCH = 200
@@ -103,7 +103,8 @@ def sign_commits(
     contract = deployment.tenders._contract
     base_fee = int(chain.w3.eth.get_block("latest")["baseFeePerGas"])
     raw, hashes = [], []
-    nonces = {key: int(chain.w3.eth.get_transaction_count(Account.from_key(key).address)) for key in keys}
+    addresses = {key: Account.from_key(key).address for key in keys}
+    nonces = {key: int(chain.w3.eth.get_transaction_count(addresses[key])) for key in keys}
     index = 0
     for section in sections:
         for key in keys:
@@ -111,7 +112,9 @@ def sign_commits(
                 break
             data = contract.encode_abi(
                 "commitBid",
-                args=[section, keccak(index.to_bytes(8, "big")), b"\x00" * 32, b"\x00" * 32, id32(str(index))],
+                args=[section, keccak(index.to_bytes(8, "big")), cover_commitment(
+                    section, addresses[key], CoverKind.CASH_DEPOSIT, id32(str(index)), os.urandom(32)
+                )],
             )
             tx = {
                 "to": deployment.tenders.address,

@@ -186,9 +186,9 @@ class TenderScenario:
         return txs
 
     def commit_bid(self, bidder: Signer, section: bytes, label: str, *, gas: int = 200_000, **kwargs: Any) -> bytes:
-        data = selector("commitBid(bytes32,bytes32,bytes32,bytes32,bytes32)") + abi_encode(
-            ["bytes32", "bytes32", "bytes32", "bytes32", "bytes32"],
-            [section, keccak(text=f"ciphertext-{label}"), bytes(32), bytes(32), keccak(text=f"deposit-{label}")],
+        data = selector("commitBid(bytes32,bytes32,bytes32)") + abi_encode(
+            ["bytes32", "bytes32", "bytes32"],
+            [section, keccak(text=f"ciphertext-{label}"), keccak(text=f"cover-commitment-{label}")],
         )
         return bidder.sign(self.registry, data, gas=gas, **kwargs)
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from contracts.client import Chain, Deployment, Signer, TxResult
 from contracts.deploy import deploy, load_config
 from contracts.devnode import mine_at, start_anvil
-from contracts.records import ClaimGround, GuaranteeTerms, Role, SectionTerms, id32, org_id
+from contracts.records import BidCover, ClaimGround, CoverKind, GuaranteeTerms, Role, SectionTerms, id32, org_id
 from contracts.toolchain import PROJECT_ROOT, compile_all
 
 TARGETS = {"commitBid": 120_000, "issue": 150_000}
@@ -82,9 +82,11 @@ def run_scenario(chain: Chain, deployment: Deployment, signers: dict[Role, list[
     log("setOpeningKey", tenders.set_opening_key(agency, section_id, bytes.fromhex("02" + "ab" * 32)))
 
     guarantee_ids: list[bytes] = []
+    covers: dict[str, BidCover] = {}
     for index, bidder in enumerate(bidders):
         if index == 4:
-            log("commitBid (cash deposit)", tenders.commit_bid(bidder, section_id, _hash(), deposit_ref=_id("deposit")))
+            covers[bidder.address] = BidCover.deposit(_id("deposit"))
+            log("commitBid (cash deposit)", tenders.commit_bid(bidder, section_id, _hash(), covers[bidder.address]))
             continue
         salt = _hash() if index % 2 else None
         guarantee_id = _id("guarantee")
@@ -100,18 +102,14 @@ def run_scenario(chain: Chain, deployment: Deployment, signers: dict[Role, list[
         label = "issue (sealed reference)" if salt else "issue (open reference)"
         log(label, guarantees.issue(guarantor, guarantee_id, guarantee_terms))
         guarantee_ids.append(guarantee_id)
-        commit = tenders.commit_bid(
-            bidder, section_id, _hash(), guarantee_id=guarantee_id, guarantee_salt=salt or b"\x00" * 32
-        )
+        covers[bidder.address] = BidCover.guarantee(guarantee_id, salt)
+        commit = tenders.commit_bid(bidder, section_id, _hash(), covers[bidder.address])
         log("commitBid (guarantee, sealed)" if salt else "commitBid (guarantee)", commit)
     log("replaceBid", tenders.replace_bid(bidders[0], section_id, _hash()))
     log("withdrawBid", tenders.withdraw_bid(bidders[3], section_id))
-    log(
-        "commitBid (guarantee, re-commit)",
-        tenders.commit_bid(
-            bidders[3], section_id, _hash(), guarantee_id=guarantee_ids[3], guarantee_salt=salt or b"\x00" * 32
-        ),
-    )
+    covers[bidders[3].address] = BidCover.guarantee(guarantee_ids[3], salt)
+    recommit = tenders.commit_bid(bidders[3], section_id, _hash(), covers[bidders[3].address])
+    log("commitBid (guarantee, re-commit)", recommit)
 
     spare = _id("guarantee")
     spare_terms = GuaranteeTerms(
@@ -121,6 +119,10 @@ def run_scenario(chain: Chain, deployment: Deployment, signers: dict[Role, list[
     log("cancel", guarantees.cancel(guarantor, spare))
 
     mine_at(chain, opening_time)
+    for bidder in bidders:
+        cover = covers[bidder.address]
+        kind = "cash deposit" if cover.kind == CoverKind.CASH_DEPOSIT else "guarantee"
+        log(f"revealCover ({kind})", tenders.reveal_cover(agency, section_id, bidder.address, cover))
     for bidder in bidders[:3]:
         log("recordBidOpened", tenders.record_bid_opened(agency, section_id, bidder.address, _hash()))
     log(
@@ -152,15 +154,17 @@ def run_scenario(chain: Chain, deployment: Deployment, signers: dict[Role, list[
     terms2 = SectionTerms(chain.now() + 3600, 86400, BOND, tuple(w.address for w in witnesses), 2)
     tenders.add_section(agency, tender_id, second, terms2)
     tenders.set_opening_key(agency, second, b"\x02" * 33)
-    tenders.commit_bid(bidders[0], second, _hash(), deposit_ref=_id("deposit"))
+    tenders.commit_bid(bidders[0], second, _hash(), BidCover.deposit(_id("deposit")))
     mine_at(chain, terms2.opening_time)
     log("closeOpening (failed tender)", tenders.close_opening(agency, second, _hash()))
     award_section = _id("section")
     terms3 = SectionTerms(chain.now() + 3600, 86400, BOND, tuple(w.address for w in witnesses), 2, min_valid_bids=1)
     tenders.add_section(agency, tender_id, award_section, terms3)
     tenders.set_opening_key(agency, award_section, b"\x02" * 33)
-    tenders.commit_bid(bidders[0], award_section, _hash(), deposit_ref=_id("deposit"))
+    award_cover = BidCover.deposit(_id("deposit"))
+    tenders.commit_bid(bidders[0], award_section, _hash(), award_cover)
     mine_at(chain, terms3.opening_time)
+    tenders.reveal_cover(agency, award_section, bidders[0].address, award_cover)
     tenders.record_bid_opened(agency, award_section, bidders[0].address, _hash())
     record = _hash()
     tenders.close_opening(agency, award_section, record)

@@ -129,7 +129,7 @@ def soak(
     to = bytes(to_canonical_address(tenders.address))
     commit = bytes.fromhex(
         tenders._contract.encode_abi(
-            "commitBid", args=[section, b"\x01" * 32, b"\x00" * 32, b"\x00" * 32, id32("soak deposit")]
+            "commitBid", args=[section, b"\x01" * 32, keccak(id32("soak deposit"))]
         )[2:]
     )
     replace_selector = bytes.fromhex(tenders._contract.encode_abi("replaceBid", args=[section, b"\x00" * 32])[2:10])

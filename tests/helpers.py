@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.client import Deployment, Signer, TxResult
 from contracts.deploy import ConsortiumConfig
-from contracts.records import GuaranteeTerms, Role, SectionTerms, id32
+from contracts.records import BidCover, BidStatus, GuaranteeTerms, Role, SectionTerms, id32
 from tests.backends import Backend
 
 BOND = 800_000_00  # 80万元 in fen
@@ -41,6 +41,9 @@ class Platform:
     agency: Signer
     bidders: list[Signer]
     guarantors: list[Signer]
+    # Covers of bids committed through `commit_bid` and not revealed yet, by (section id, bidder address):
+    # what the trading platform keeps off chain to reveal at the opening.
+    covers: dict[tuple[bytes, str], BidCover] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -158,25 +161,50 @@ def issue_guarantee(
     return guarantee_id
 
 
-def commit_with_deposit(platform: Platform, section: SectionRef, bidder: Signer) -> TxResult:
-    result: TxResult = platform.tenders.commit_bid(
-        bidder, section.section_id, random_hash(), deposit_ref=fresh_id("deposit")
-    )
+def commit_bid(
+    platform: Platform, bidder: Signer, section_id: bytes, ciphertext_hash: bytes, cover: BidCover
+) -> TxResult:
+    """`TenderRegistryClient.commit_bid`, keeping the cover for `reveal_covers` as the platform does."""
+    result: TxResult = platform.tenders.commit_bid(bidder, section_id, ciphertext_hash, cover)
+    platform.covers[(section_id, bidder.address)] = cover
     return result
+
+
+def commit_with_deposit(platform: Platform, section: SectionRef, bidder: Signer) -> TxResult:
+    return commit_bid(platform, bidder, section.section_id, random_hash(), BidCover.deposit(fresh_id("deposit")))
 
 
 def commit_with_guarantee(platform: Platform, section: SectionRef, bidder: Signer) -> tuple[bytes, TxResult]:
     guarantee_id = issue_guarantee(platform, section, bidder)
-    result: TxResult = platform.tenders.commit_bid(bidder, section.section_id, random_hash(), guarantee_id=guarantee_id)
-    return guarantee_id, result
+    cover = BidCover.guarantee(guarantee_id)
+    return guarantee_id, commit_bid(platform, bidder, section.section_id, random_hash(), cover)
+
+
+def reveal_covers(platform: Platform, section_id: bytes) -> list[TxResult]:
+    """Reveal, as the agency, every kept cover of the section's bids that is still live (after the deadline)."""
+    results = []
+    for (kept_section, bidder), cover in list(platform.covers.items()):
+        if kept_section != section_id:
+            continue
+        del platform.covers[(kept_section, bidder)]
+        state = platform.tenders.cover_of(section_id, bidder)
+        if state.revealed or state.commitment != cover.commitment(section_id, bidder):
+            continue  # revealed by the test itself, or committed again with another cover
+        if platform.tenders.bid(section_id, bidder).status in (BidStatus.WITHDRAWN, BidStatus.COVER_REJECTED):
+            continue
+        results.append(platform.tenders.reveal_cover(platform.agency, section_id, bidder, cover))
+    return results
 
 
 def pass_deadline(platform: Platform, section: SectionRef) -> None:
+    """Reach the opening time and reveal the covers of the bids committed with `commit_bid`, as the
+    trading platform does when the opening starts."""
     platform.backend.advance_to(section.opening_time)
+    reveal_covers(platform, section.section_id)
 
 
 def open_all(platform: Platform, section: SectionRef, bidders: list[Signer]) -> None:
-    """Record every listed bid as opened (after the deadline)."""
+    """Record every listed bid as opened (after the deadline; their covers revealed)."""
     for bidder in bidders:
         platform.tenders.record_bid_opened(platform.agency, section.section_id, bidder.address, random_hash())
 

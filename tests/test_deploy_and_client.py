@@ -11,9 +11,9 @@ from hexbytes import HexBytes
 from contracts import errors
 from contracts.client import Chain, Deployment, Signer
 from contracts.deploy import ConfigError, ConsortiumConfig, load_config
-from contracts.records import Role, org_id
+from contracts.records import BidCover, Role, org_id
 from tests.backends import Backend
-from tests.helpers import Platform, fresh_id, new_section, random_hash
+from tests.helpers import Platform, commit_bid, fresh_id, new_section, random_hash
 
 
 def test_manifest_describes_the_deployment(platform: Platform, backend: Backend) -> None:
@@ -129,8 +129,8 @@ def test_unknown_revert_data_is_kept() -> None:
 
 def test_transactions_return_final_results_with_events(platform: Platform) -> None:
     section = new_section(platform)
-    result = platform.tenders.commit_bid(
-        platform.bidders[0], section.section_id, random_hash(), deposit_ref=fresh_id("deposit")
+    result = commit_bid(platform,
+        platform.bidders[0], section.section_id, random_hash(), BidCover.deposit(fresh_id("deposit"))
     )
     chain = platform.backend.chain
     receipt = chain.w3.eth.get_transaction_receipt(HexBytes(result.tx_hash))
@@ -143,11 +143,11 @@ def test_a_stale_nonce_is_read_again_once_and_the_send_goes_through(platform: Pl
     chain = platform.backend.chain
     signer = Signer.from_key(platform.bidders[1].account.key)
     section = new_section(platform)
-    platform.tenders.commit_bid(signer, section.section_id, random_hash(), deposit_ref=fresh_id("deposit"))
+    commit_bid(platform, signer, section.section_id, random_hash(), BidCover.deposit(fresh_id("deposit")))
     platform.tenders.withdraw_bid(signer, section.section_id)
     # Stale on purpose, as when another program (the platform, a script) sent from the same key.
     signer._next_nonce[chain.identity] = 0
-    platform.tenders.commit_bid(signer, section.section_id, random_hash(), deposit_ref=fresh_id("deposit"))
+    commit_bid(platform, signer, section.section_id, random_hash(), BidCover.deposit(fresh_id("deposit")))
     assert signer._next_nonce[chain.identity] == chain.w3.eth.get_transaction_count(signer.account.address)
     platform.bidders[1]._next_nonce.clear()  # the shared signer re-reads its nonce too
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contracts.records import BidStatus, ClaimGround, GuaranteeState, SectionStatus
+from contracts.records import BidCover, BidStatus, ClaimGround, GuaranteeState, SectionStatus
 from tests.helpers import (
     Platform,
     fresh_id,
@@ -19,22 +19,22 @@ def test_whole_tender(platform: Platform) -> None:
     bidders = platform.bidders[:4]
 
     guarantee_ids = []
+    covers: list[BidCover] = []
     for index, bidder in enumerate(bidders):
         salt = random_hash() if index == 0 else None
         guarantee_id = issue_guarantee(platform, section, bidder, sealed_salt=salt)
         guarantee_ids.append(guarantee_id)
-        result = tenders.commit_bid(
-            bidder,
-            section.section_id,
-            random_hash(),
-            guarantee_id=guarantee_id,
-            guarantee_salt=salt or b"\x00" * 32,
-        )
+        cover = BidCover.guarantee(guarantee_id, salt)
+        result = tenders.commit_bid(bidder, section.section_id, random_hash(), cover)
         assert result.event("BidCommitted").args["bidder"] == bidder.address
-        assert guarantees.guarantee(guarantee_id).bound
+        assert not guarantees.guarantee(guarantee_id).bound  # bound only at the reveal
+        covers.append(cover)
 
     pass_deadline(platform, section)
     agency = platform.agency
+    for bidder, cover in zip(bidders, covers, strict=True):
+        tenders.reveal_cover(agency, section.section_id, bidder.address, cover)
+    assert all(guarantees.guarantee(g).bound for g in guarantee_ids)
     for bidder in bidders[:3]:
         tenders.record_bid_opened(agency, section.section_id, bidder.address, random_hash())
     tenders.record_decryption_failure(agency, section.section_id, bidders[3].address, True, random_hash())

@@ -22,7 +22,7 @@ from contracts import errors
 from contracts.client import GuaranteeRegistryClient, Signer, TenderRegistryClient, TxResult
 from contracts.deploy import ConsortiumConfig
 from contracts.records import (
-    BidStatus,
+    BidCover,
     Claim,
     ClaimGround,
     CoverKind,
@@ -35,7 +35,7 @@ from tests.backends import TEST_ACCOUNT_KEYS, Backend
 from tests.helpers import (
     Platform,
     SectionRef,
-    commit_with_deposit,
+    commit_bid,
     fresh_id,
     guarantee_terms,
     issue_guarantee,
@@ -43,6 +43,7 @@ from tests.helpers import (
     open_all,
     pass_deadline,
     random_hash,
+    reveal_covers,
     witnessed_section,
 )
 
@@ -102,11 +103,9 @@ def only_event(result: TxResult, name: str, address: str) -> dict[str, Any]:
 def bound_guarantee(
     platform: Platform, section: SectionRef, bidder: Signer, *, salt: bytes | None = None, **kwargs: Any
 ) -> bytes:
-    """Issue a guarantee for `bidder` and commit a bid relying on it."""
+    """Issue a guarantee for `bidder` and commit a bid relying on it: bound once `pass_deadline` reveals it."""
     guarantee_id = issue_guarantee(platform, section, bidder, sealed_salt=salt, **kwargs)
-    tenders_of(platform).commit_bid(
-        bidder, section.section_id, random_hash(), guarantee_id=guarantee_id, guarantee_salt=salt or ZERO32
-    )
+    commit_bid(platform, bidder, section.section_id, random_hash(), BidCover.guarantee(guarantee_id, salt))
     return guarantee_id
 
 
@@ -121,7 +120,7 @@ def sealed_ref(section_id: bytes, salt: bytes) -> bytes:
 
 
 def send_raw(backend: Backend, signer: Signer, address: str, function: str, *args: Any) -> TxResult:
-    """Call a GuaranteeRegistry function the typed client does not expose (bind, unbind)."""
+    """Call a GuaranteeRegistry function the typed client does not expose (bind)."""
     contract = backend.chain.contract("GuaranteeRegistry", address)
     data = HexBytes(contract.encode_abi(function, args=list(args)))
     return backend.chain.send(signer, address, bytes(data))
@@ -180,6 +179,7 @@ def test_wiring_and_views(platform: Platform) -> None:
         applicant=ZERO_ADDRESS,
         amount=0,
         beneficiary=ZERO_ADDRESS,
+        issued_at=0,
         section_ref=ZERO32,
         letter_hash=ZERO32,
         issued_tx_hash="",
@@ -230,6 +230,7 @@ def test_issue_open_reference(platform: Platform, guarantor: Signer) -> None:
         applicant=bidder.address,
         amount=section.terms.bid_bond,
         beneficiary=platform.tenderer.address,
+        issued_at=platform.backend.chain.w3.eth.get_block(result.block_number)["timestamp"],
         section_ref=section.section_id,
         letter_hash=terms.letter_hash,
         issued_tx_hash=result.tx_hash,
@@ -468,44 +469,39 @@ def test_issue_sealed_reference_beneficiary_must_be_a_tenderer(
     )
 
 
-# ---------------------------------------------------------------------------------------------- bind / unbind
+# ---------------------------------------------------------------------------------------------- bind at the reveal
 
 
-def test_commit_binds_and_withdrawal_unbinds(platform: Platform, guarantor: Signer) -> None:
+def test_reveal_binds_and_nothing_binds_before(platform: Platform, guarantor: Signer) -> None:
     guarantees, tenders = registry(platform), tenders_of(platform)
     section = new_section(platform)
     bidder = platform.bidders[0]
     guarantee_id = issue_guarantee(platform, section, bidder)
 
-    committed = tenders.commit_bid(bidder, section.section_id, random_hash(), guarantee_id=guarantee_id)
-    assert only_event(committed, "GuaranteeBound", guarantees.address) == {
+    committed = tenders.commit_bid(bidder, section.section_id, random_hash(), BidCover.guarantee(guarantee_id))
+    assert [e.name for e in committed.events] == ["BidCommitted"]
+    assert not guarantees.guarantee(guarantee_id).bound
+    # A withdrawal before the deadline touches no guarantee: none was bound.
+    withdrawn = tenders.withdraw_bid(bidder, section.section_id)
+    assert [e.name for e in withdrawn.events] == ["BidWithdrawn"]
+    assert guarantees.guarantee(guarantee_id).state == GuaranteeState.ISSUED
+
+    # The bidder's new bid relies on it again; the reveal at the opening binds it.
+    commit_bid(platform, bidder, section.section_id, random_hash(), BidCover.guarantee(guarantee_id))
+    platform.backend.advance_to(section.opening_time)
+    (revealed,) = reveal_covers(platform, section.section_id)
+    assert only_event(revealed, "GuaranteeBound", guarantees.address) == {
         "guaranteeId": guarantee_id,
         "sectionId": section.section_id,
         "bidder": bidder.address,
     }
-    assert only_event(committed, "BidCommitted", tenders.address)["cover"] == guarantee_id
+    assert only_event(revealed, "CoverRevealed", tenders.address)["cover"] == guarantee_id
     assert guarantees.guarantee(guarantee_id).bound
     assert guarantees.guarantee(guarantee_id).state == GuaranteeState.ISSUED
-
-    withdrawn = tenders.withdraw_bid(bidder, section.section_id)
-    assert only_event(withdrawn, "GuaranteeUnbound", guarantees.address) == {"guaranteeId": guarantee_id}
-    assert not guarantees.guarantee(guarantee_id).bound
-    assert guarantees.guarantee(guarantee_id).state == GuaranteeState.ISSUED
-
-    # A freed guarantee may cover the bidder's new bid in the same section...
-    recommitted = tenders.commit_bid(bidder, section.section_id, random_hash(), guarantee_id=guarantee_id)
-    assert only_event(recommitted, "GuaranteeBound", guarantees.address)["guaranteeId"] == guarantee_id
-    assert guarantees.guarantee(guarantee_id).bound
-    # ...and a withdrawal of a bid covered by a cash deposit touches no guarantee.
-    other = platform.bidders[1]
-    commit_with_deposit(platform, section, other)
-    assert tenders.withdraw_bid(other, section.section_id).events_named("GuaranteeUnbound") == []
 
 
 @pytest.mark.parametrize("who", ["guarantor", "tenderer", "bidder", "outsider"])
-def test_bind_and_unbind_only_by_tender_registry(
-    platform: Platform, backend: Backend, outsider: Signer, who: str
-) -> None:
+def test_bind_only_by_tender_registry(platform: Platform, backend: Backend, outsider: Signer, who: str) -> None:
     guarantees = registry(platform)
     caller = {
         "guarantor": platform.guarantors[0],
@@ -515,7 +511,6 @@ def test_bind_and_unbind_only_by_tender_registry(
     }[who]
     section = new_section(platform)
     unbound = issue_guarantee(platform, section, platform.bidders[0])
-    bound = bound_guarantee(platform, section, platform.bidders[1])
     assert_reverts(
         guarantees,
         unbound,
@@ -532,96 +527,94 @@ def test_bind_and_unbind_only_by_tender_registry(
             platform.tenderer.address,
             section.terms.bid_bond,
             section.opening_time + section.terms.bid_validity_period,
+            section.opening_time,
         ),
-        account=caller.address,
-    )
-    assert_reverts(
-        guarantees,
-        bound,
-        errors.GuaranteeRegistryNotTenderRegistry,
-        lambda: send_raw(backend, caller, guarantees.address, "unbind", bound),
         account=caller.address,
     )
     assert not guarantees.guarantee(unbound).bound
-    assert guarantees.guarantee(bound).bound
 
 
-def _assert_commit_reverts(
+def _commit(
+    platform: Platform, bidder: Signer, section: SectionRef, guarantee_id: bytes, salt: bytes | None = None
+) -> BidCover:
+    """Commit `bidder`'s bid on `guarantee_id` without keeping the cover for `pass_deadline` to reveal."""
+    cover = BidCover.guarantee(guarantee_id, salt)
+    tenders_of(platform).commit_bid(bidder, section.section_id, random_hash(), cover)
+    return cover
+
+
+def _assert_reveal_reverts(
     platform: Platform,
-    committer: Signer,
+    bidder: Signer,
     section: SectionRef,
-    guarantee_id: bytes,
+    cover: BidCover,
     error: type[errors.ContractRevert],
     /,
-    *,
-    salt: bytes = ZERO32,
     **expected: Any,
 ) -> None:
-    """A bid commit relying on `guarantee_id` reverts with the guarantee registry's error; nothing changes."""
+    """Revealing `cover` (after the deadline) reverts with the guarantee registry's error; nothing changes."""
     guarantees, tenders = registry(platform), tenders_of(platform)
-    live_before = tenders.section(section.section_id).live_bids
+    platform.backend.advance_to(section.opening_time)
     assert_reverts(
         guarantees,
-        guarantee_id,
+        cover.cover,
         error,
-        lambda: tenders.commit_bid(
-            committer, section.section_id, random_hash(), guarantee_id=guarantee_id, guarantee_salt=salt
-        ),
+        lambda: tenders.reveal_cover(platform.agency, section.section_id, bidder.address, cover),
         **expected,
     )
-    assert tenders.bid(section.section_id, committer.address).status in (BidStatus.NONE, BidStatus.WITHDRAWN)
-    assert tenders.section(section.section_id).live_bids == live_before
+    assert not tenders.cover_of(section.section_id, bidder.address).revealed
+    assert tenders.bid(section.section_id, bidder.address).cover == ZERO32
 
 
-def test_commit_with_unknown_guarantee(platform: Platform) -> None:
+def test_reveal_of_unknown_guarantee(platform: Platform) -> None:
     section = new_section(platform)
     unknown = fresh_id("guarantee")
-    _assert_commit_reverts(
-        platform, platform.bidders[0], section, unknown, errors.GuaranteeRegistryUnknownGuarantee, guaranteeId=unknown
+    cover = _commit(platform, platform.bidders[0], section, unknown)
+    _assert_reveal_reverts(
+        platform, platform.bidders[0], section, cover, errors.GuaranteeRegistryUnknownGuarantee, guaranteeId=unknown
     )
 
 
 @pytest.mark.parametrize("ending", ["cancel", "release"])
-def test_commit_with_ended_guarantee(platform: Platform, guarantor: Signer, ending: str) -> None:
+def test_reveal_of_ended_guarantee(platform: Platform, guarantor: Signer, ending: str) -> None:
     guarantees = registry(platform)
     section = new_section(platform)
     bidder = platform.bidders[0]
     guarantee_id = issue_guarantee(platform, section, bidder)
+    cover = _commit(platform, bidder, section, guarantee_id)
+    # Unbound until the opening, so its issuer (or the beneficiary) can still end it: the bid then has no cover.
     if ending == "cancel":
         guarantees.cancel(guarantor, guarantee_id)
         state = GuaranteeState.CANCELLED
     else:
         guarantees.release(platform.tenderer, guarantee_id)
         state = GuaranteeState.RELEASED
-    _assert_commit_reverts(
-        platform,
-        bidder,
-        section,
-        guarantee_id,
-        errors.GuaranteeRegistryInvalidState,
-        guaranteeId=guarantee_id,
-        state=state,
+    _assert_reveal_reverts(
+        platform, bidder, section, cover, errors.GuaranteeRegistryInvalidState, guaranteeId=guarantee_id, state=state
     )
 
 
-def test_commit_with_guarantee_already_bound(platform: Platform) -> None:
+def test_reveal_of_guarantee_already_bound(platform: Platform) -> None:
     section = new_section(platform)
     applicant, other = platform.bidders[0], platform.bidders[1]
     guarantee_id = bound_guarantee(platform, section, applicant)
-    _assert_commit_reverts(
-        platform, other, section, guarantee_id, errors.GuaranteeRegistryAlreadyBound, guaranteeId=guarantee_id
+    cover = _commit(platform, other, section, guarantee_id)
+    pass_deadline(platform, section)  # reveals the applicant's, binding it
+    _assert_reveal_reverts(
+        platform, other, section, cover, errors.GuaranteeRegistryAlreadyBound, guaranteeId=guarantee_id
     )
 
 
-def test_commit_with_someone_elses_guarantee(platform: Platform) -> None:
+def test_reveal_of_someone_elses_guarantee(platform: Platform) -> None:
     section = new_section(platform)
     applicant, other = platform.bidders[0], platform.bidders[1]
     guarantee_id = issue_guarantee(platform, section, applicant)
-    _assert_commit_reverts(
+    cover = _commit(platform, other, section, guarantee_id)
+    _assert_reveal_reverts(
         platform,
         other,
         section,
-        guarantee_id,
+        cover,
         errors.GuaranteeRegistryApplicantMismatch,
         guaranteeId=guarantee_id,
         applicant=applicant.address,
@@ -629,103 +622,98 @@ def test_commit_with_someone_elses_guarantee(platform: Platform) -> None:
     )
 
 
-def test_commit_with_guarantee_for_another_section(platform: Platform) -> None:
+def test_reveal_of_guarantee_for_another_section(platform: Platform) -> None:
     first, second = new_section(platform), new_section(platform)
     bidder = platform.bidders[0]
     guarantee_id = issue_guarantee(platform, first, bidder)
-    _assert_commit_reverts(
+    cover = _commit(platform, bidder, second, guarantee_id)
+    _assert_reveal_reverts(
         platform,
         bidder,
         second,
-        guarantee_id,
+        cover,
         errors.GuaranteeRegistrySectionMismatch,
         guaranteeId=guarantee_id,
         sectionId=second.section_id,
     )
 
 
-def test_commit_with_guarantee_below_bond(platform: Platform) -> None:
+def test_reveal_of_guarantee_below_bond(platform: Platform) -> None:
     section = new_section(platform)
-    bidder = platform.bidders[0]
+    bidder, other = platform.bidders[0], platform.bidders[1]
     amount = section.terms.bid_bond - 1
     guarantee_id = issue_guarantee(platform, section, bidder, amount=amount)
-    _assert_commit_reverts(
+    cover = _commit(platform, bidder, section, guarantee_id)
+    # More than the bond is fine.
+    enough = bound_guarantee(platform, section, other, amount=section.terms.bid_bond + 1)
+    _assert_reveal_reverts(
         platform,
         bidder,
         section,
-        guarantee_id,
+        cover,
         errors.GuaranteeRegistryAmountBelowBond,
         guaranteeId=guarantee_id,
         amount=amount,
         bond=section.terms.bid_bond,
     )
-    # More than the bond is fine.
-    enough = issue_guarantee(platform, section, bidder, amount=section.terms.bid_bond + 1)
-    tenders_of(platform).commit_bid(bidder, section.section_id, random_hash(), guarantee_id=enough)
+    reveal_covers(platform, section.section_id)
     assert registry(platform).guarantee(enough).bound
 
 
-def test_commit_with_guarantee_too_short(platform: Platform) -> None:
+def test_reveal_of_guarantee_too_short(platform: Platform) -> None:
     section = new_section(platform)
-    bidder = platform.bidders[0]
+    bidder, other = platform.bidders[0], platform.bidders[1]
     required = section.opening_time + section.terms.bid_validity_period
     guarantee_id = issue_guarantee(platform, section, bidder, valid_until=required - 1)
-    _assert_commit_reverts(
+    cover = _commit(platform, bidder, section, guarantee_id)
+    # Lasting exactly as long as the bids bind is enough.
+    exact = bound_guarantee(platform, section, other, valid_until=required)
+    _assert_reveal_reverts(
         platform,
         bidder,
         section,
-        guarantee_id,
+        cover,
         errors.GuaranteeRegistryValidityTooShort,
         guaranteeId=guarantee_id,
         validUntil=required - 1,
         requiredValidUntil=required,
     )
-    # Lasting exactly as long as the bids bind is enough.
-    exact = issue_guarantee(platform, section, bidder, valid_until=required)
-    tenders_of(platform).commit_bid(bidder, section.section_id, random_hash(), guarantee_id=exact)
+    reveal_covers(platform, section.section_id)
     assert registry(platform).guarantee(exact).bound
 
 
-def test_commit_with_sealed_guarantee_needs_the_salt(platform: Platform) -> None:
-    guarantees, tenders = registry(platform), tenders_of(platform)
+@pytest.mark.parametrize("case", ["zero-salt", "other-salt", "other-section", "right"])
+def test_reveal_of_sealed_guarantee_needs_its_salt(platform: Platform, case: str) -> None:
+    guarantees = registry(platform)
     section, other_section = new_section(platform), new_section(platform)
     bidder = platform.bidders[2]
     salt = random_hash()
     guarantee_id = issue_guarantee(platform, section, bidder, sealed_salt=salt)
-
-    for wrong_salt in (ZERO32, random_hash()):
-        _assert_commit_reverts(
-            platform,
-            bidder,
-            section,
-            guarantee_id,
-            errors.GuaranteeRegistrySectionMismatch,
-            salt=wrong_salt,
-            guaranteeId=guarantee_id,
-            sectionId=section.section_id,
-        )
-    # The right salt does not open the reference for another section either.
-    _assert_commit_reverts(
+    if case == "right":
+        commit_bid(platform, bidder, section.section_id, random_hash(), BidCover.guarantee(guarantee_id, salt))
+        platform.backend.advance_to(section.opening_time)
+        (revealed,) = reveal_covers(platform, section.section_id)
+        assert only_event(revealed, "GuaranteeBound", guarantees.address) == {
+            "guaranteeId": guarantee_id,
+            "sectionId": section.section_id,
+            "bidder": bidder.address,
+        }
+        assert guarantees.guarantee(guarantee_id).bound
+        assert cover_of(platform, section, bidder) == guarantee_id
+        return
+    # A wrong salt, or the right one for another section, does not open the sealed reference.
+    target = other_section if case == "other-section" else section
+    given = {"zero-salt": ZERO32, "other-salt": random_hash(), "other-section": salt}[case]
+    cover = _commit(platform, bidder, target, guarantee_id, given)
+    _assert_reveal_reverts(
         platform,
         bidder,
-        other_section,
-        guarantee_id,
+        target,
+        cover,
         errors.GuaranteeRegistrySectionMismatch,
-        salt=salt,
         guaranteeId=guarantee_id,
-        sectionId=other_section.section_id,
+        sectionId=target.section_id,
     )
-
-    committed = tenders.commit_bid(
-        bidder, section.section_id, random_hash(), guarantee_id=guarantee_id, guarantee_salt=salt
-    )
-    assert only_event(committed, "GuaranteeBound", guarantees.address) == {
-        "guaranteeId": guarantee_id,
-        "sectionId": section.section_id,
-        "bidder": bidder.address,
-    }
-    assert guarantees.guarantee(guarantee_id).bound
-    assert cover_of(platform, section, bidder) == guarantee_id
 
 
 def test_bind_checks_through_a_stub_tender_registry(
@@ -755,6 +743,7 @@ def test_bind_checks_through_a_stub_tender_registry(
         bond_amount: int = bond,
         valid_until: int = required,
         guarantee: bytes = guarantee_id,
+        opening_time: int = section.opening_time,
     ) -> TxResult:
         return send_raw(
             backend,
@@ -768,6 +757,7 @@ def test_bind_checks_through_a_stub_tender_registry(
             tenderer_address,
             bond_amount,
             valid_until,
+            opening_time,
         )
 
     unknown = fresh_id("guarantee")
@@ -819,7 +809,18 @@ def test_bind_checks_through_a_stub_tender_registry(
         requiredValidUntil=required + 1,
     )
 
-    bound = bind()
+    issued_at = stubbed.guarantee(guarantee_id).issued_at
+    assert_reverts(
+        stubbed,
+        guarantee_id,
+        errors.GuaranteeRegistryAfterDeadline,
+        lambda: bind(opening_time=issued_at),
+        sectionId=section.section_id,
+        openingTime=issued_at,
+        nowTime=issued_at,
+    )
+
+    bound = bind(opening_time=issued_at + 1)
     assert only_event(bound, "GuaranteeBound", stubbed.address) == {
         "guaranteeId": guarantee_id,
         "sectionId": section.section_id,
@@ -830,17 +831,20 @@ def test_bind_checks_through_a_stub_tender_registry(
         stubbed, guarantee_id, errors.GuaranteeRegistryAlreadyBound, lambda: bind(), guaranteeId=guarantee_id
     )
 
-    unbound = send_raw(backend, stub_tender_registry, stubbed.address, "unbind", guarantee_id)
-    assert only_event(unbound, "GuaranteeUnbound", stubbed.address) == {"guaranteeId": guarantee_id}
-    assert not stubbed.guarantee(guarantee_id).bound
+    assert_reverts(
+        stubbed, guarantee_id, errors.GuaranteeRegistryBound, partial(stubbed.cancel, guarantor, guarantee_id),
+        guaranteeId=guarantee_id,
+    )
 
-    stubbed.cancel(guarantor, guarantee_id)
+    cancelled = fresh_id("guarantee")
+    stubbed.issue(guarantor, cancelled, terms)
+    stubbed.cancel(guarantor, cancelled)
     assert_reverts(
         stubbed,
-        guarantee_id,
+        cancelled,
         errors.GuaranteeRegistryInvalidState,
-        lambda: bind(),
-        guaranteeId=guarantee_id,
+        lambda: bind(guarantee=cancelled),
+        guaranteeId=cancelled,
         state=GuaranteeState.CANCELLED,
     )
 
@@ -856,7 +860,7 @@ def test_cancel_unbound_guarantee(platform: Platform, guarantor: Signer) -> None
     assert only_event(result, "GuaranteeCancelled", guarantees.address) == {"guaranteeId": never_used}
     assert guarantees.guarantee(never_used).state == GuaranteeState.CANCELLED
 
-    # Once the bid relying on it was withdrawn before the deadline, a guarantee may be cancelled too.
+    # A bid withdrawn before the deadline never bound it: it may be cancelled too.
     freed = bound_guarantee(platform, section, platform.bidders[1])
     tenders.withdraw_bid(platform.bidders[1], section.section_id)
     guarantees.cancel(guarantor, freed)
@@ -887,6 +891,7 @@ def test_cancel_reverts(platform: Platform, guarantor: Signer, other_guarantor: 
     )
 
     bound = bound_guarantee(platform, section, platform.bidders[1])
+    pass_deadline(platform, section)
     assert_reverts(
         guarantees, bound, errors.GuaranteeRegistryBound, lambda: guarantees.cancel(guarantor, bound), guaranteeId=bound
     )
@@ -934,7 +939,9 @@ def test_beneficiary_may_waive_at_any_time(platform: Platform) -> None:
     tenderer = platform.tenderer
     section = new_section(platform)
     unbound = issue_guarantee(platform, section, platform.bidders[0])
-    bound_before_deadline = bound_guarantee(platform, section, platform.bidders[1])
+    # A bid relies on it unseen: waived before the opening, that bid's cover will not reveal.
+    waived_before_opening = issue_guarantee(platform, section, platform.bidders[1])
+    _commit(platform, platform.bidders[1], section, waived_before_opening)
     claimable = bound_guarantee(platform, section, platform.bidders[2])
 
     result = guarantees.release(tenderer, unbound)
@@ -943,7 +950,7 @@ def test_beneficiary_may_waive_at_any_time(platform: Platform) -> None:
         "releasedBy": tenderer.address,
     }
     # Any section id, even none, will do for the beneficiary.
-    guarantees.release(tenderer, bound_before_deadline, fresh_id("section"))
+    guarantees.release(tenderer, waived_before_opening, fresh_id("section"))
     pass_deadline(platform, section)
     tenders.record_decryption_failure(
         platform.agency, section.section_id, platform.bidders[2].address, True, random_hash()
@@ -952,7 +959,7 @@ def test_beneficiary_may_waive_at_any_time(platform: Platform) -> None:
         section.section_id, platform.bidders[2].address, ClaimGround.BIDDER_CAUSED_DECRYPTION_FAILURE
     )
     guarantees.release(tenderer, claimable, section.section_id)
-    for guarantee_id in (unbound, bound_before_deadline, claimable):
+    for guarantee_id in (unbound, waived_before_opening, claimable):
         assert guarantees.guarantee(guarantee_id).state == GuaranteeState.RELEASED
     # Released is final: no claim afterwards.
     assert_reverts(
@@ -1001,6 +1008,7 @@ def test_issuer_cannot_release_bound_guarantee_while_tender_runs(platform: Platf
             sectionId=sid,
         )
 
+    pass_deadline(platform, section)
     # The section id must name the section whose bid relies on the guarantee.
     for wrong in (ZERO32, new_section(platform).section_id):
         assert_reverts(
@@ -1011,9 +1019,7 @@ def test_issuer_cannot_release_bound_guarantee_while_tender_runs(platform: Platf
             guaranteeId=guarantee_id,
             sectionId=wrong,
         )
-    not_releasable()  # bidding
-    pass_deadline(platform, section)
-    not_releasable()  # deadline passed, bid not opened yet
+    not_releasable()  # deadline passed, cover revealed, bid not opened yet
     open_all(platform, section, bidders)
     not_releasable()  # opened, opening not closed
     record = random_hash()
@@ -1298,16 +1304,15 @@ def test_claim_reverts(platform: Platform, guarantor: Signer, outsider: Signer) 
     never_bound = issue_guarantee(platform, section, platform.bidders[1])
     caused = ClaimGround.BIDDER_CAUSED_DECRYPTION_FAILURE
 
-    # Before the deadline no ground holds.
+    # Before the deadline the guarantee covers no bid yet (its cover is revealed at the opening).
     for ground in ClaimGround:
         assert_reverts(
             guarantees,
             guarantee_id,
-            errors.GuaranteeRegistryGroundNotMet,
+            errors.GuaranteeRegistryNotCoveringBid,
             partial(guarantees.claim, platform.tenderer, guarantee_id, sid, ground, random_hash()),
             guaranteeId=guarantee_id,
             sectionId=sid,
-            ground=ground,
         )
     pass_deadline(platform, section)
     tenders.record_decryption_failure(platform.agency, sid, bidder.address, True, random_hash())

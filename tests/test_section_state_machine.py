@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from contracts import errors
 from contracts.client import Signer
 from contracts.errors import ContractRevert
-from contracts.records import BidStatus, SectionStatus
+from contracts.records import BidCover, BidStatus, OpeningOutcome, SectionStatus
 from tests.helpers import Platform, SectionRef, fresh_id, new_section, random_hash
 
 BIDDERS = 4
@@ -41,6 +41,8 @@ class SectionModel:
     objections: int = 0
     signing_recorded: bool = False
     winner: int | None = None
+    covers: dict[int, BidCover] = field(default_factory=dict)  # each live bid's cover, kept off chain
+    revealed: set[int] = field(default_factory=set)
 
 
 class SectionMachine(RuleBasedStateMachine):
@@ -101,12 +103,12 @@ class SectionMachine(RuleBasedStateMachine):
         error = self._bidding_error(index, None)
         if error is None and m.bids[index] == BidStatus.COMMITTED:
             error = "TenderRegistryBidExists"
-        action = lambda: self.platform.tenders.commit_bid(  # noqa: E731
-            self.bidder(index), self.sid, random_hash(), deposit_ref=fresh_id("deposit")
-        )
+        cover = BidCover.deposit(fresh_id("deposit"))
+        action = lambda: self.platform.tenders.commit_bid(self.bidder(index), self.sid, random_hash(), cover)  # noqa: E731
         if self.expect(error, action):
             m.bids[index] = BidStatus.COMMITTED
             m.live += 1
+            m.covers[index] = cover
 
     @rule(index=st.integers(0, BIDDERS - 1))
     def replace(self, index: int) -> None:
@@ -128,9 +130,40 @@ class SectionMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ opening
 
+    @rule(index=st.integers(0, BIDDERS - 1), correct=st.booleans())
+    def reveal(self, index: int, correct: bool) -> None:
+        m = self.model
+        error: str | None = None
+        if not m.after_deadline:
+            error = "TenderRegistryBeforeOpening"
+        elif m.bids[index] in (BidStatus.NONE, BidStatus.WITHDRAWN, BidStatus.COVER_REJECTED):
+            error = "TenderRegistryInvalidBidStatus"
+        elif index in m.revealed:
+            error = "TenderRegistryCoverAlreadyRevealed"
+        elif not correct:
+            error = "TenderRegistryCoverMismatch"
+        kept = m.covers.get(index)
+        cover = kept if correct and kept is not None else BidCover.deposit(fresh_id("deposit"))
+        tenders, agency = self.platform.tenders, self.platform.agency
+        if self.expect(error, lambda: tenders.reveal_cover(agency, self.sid, self.bidder(index).address, cover)):
+            m.revealed.add(index)
+
+    @rule(index=st.integers(0, BIDDERS - 1))
+    def reject_cover(self, index: int) -> None:
+        error = self._opening_error(index)
+        if error is None and index in self.model.revealed:
+            error = "TenderRegistryCoverAlreadyRevealed"
+        outcome = OpeningOutcome(self.bidder(index).address, BidStatus.COVER_REJECTED, random_hash())
+        tenders, agency = self.platform.tenders, self.platform.agency
+        if self.expect(error, lambda: tenders.record_outcomes(agency, self.sid, [outcome])):
+            self.model.bids[index] = BidStatus.COVER_REJECTED
+            self.model.outcomes += 1
+
     @rule(index=st.integers(0, BIDDERS - 1))
     def record_opened(self, index: int) -> None:
         error = self._opening_error(index)
+        if error is None and index not in self.model.revealed:
+            error = "TenderRegistryCoverNotRevealed"
         tenders, agency = self.platform.tenders, self.platform.agency
         if self.expect(
             error, lambda: tenders.record_bid_opened(agency, self.sid, self.bidder(index).address, random_hash())
@@ -273,7 +306,10 @@ class SectionMachine(RuleBasedStateMachine):
                     self.pass_deadline()
             elif m.status == SectionStatus.BIDDING:
                 if waiting and m.live >= MIN_VALID_BIDS:
-                    self.record_opened(waiting[0])
+                    if waiting[0] in m.revealed:
+                        self.record_opened(waiting[0])
+                    else:
+                        self.reveal(waiting[0], True)
                 else:
                     self.close()
             elif m.status == SectionStatus.OPENED and len(m.attested) < QUORUM:
@@ -301,6 +337,9 @@ class SectionMachine(RuleBasedStateMachine):
         assert section.attestations == len(m.attested)
         for index in range(BIDDERS):
             assert self.platform.tenders.bid(self.sid, self.bidder(index).address).status == m.bids[index]
+            assert self.platform.tenders.cover_of(self.sid, self.bidder(index).address).revealed == (
+                index in m.revealed
+            )
 
     @invariant()
     def never_illegal(self) -> None:

@@ -22,12 +22,16 @@ from contracts.client import ZERO32, Signer, TxResult
 from contracts.deploy import ConsortiumConfig, MemberConfig, deploy
 from contracts.errors import ContractRevert
 from contracts.records import (
+    BidCover,
     BidStatus,
     ClaimGround,
     CoverKind,
+    CoverState,
     GuaranteeState,
+    OpeningOutcome,
     Role,
     SectionStatus,
+    cover_commitment,
 )
 from tests.backends import Backend
 from tests.helpers import (
@@ -36,15 +40,18 @@ from tests.helpers import (
     VALIDITY,
     Platform,
     SectionRef,
+    commit_bid,
     commit_with_deposit,
     commit_with_guarantee,
     fresh_id,
+    guarantee_terms,
     issue_guarantee,
     new_section,
     new_tender,
     open_all,
     pass_deadline,
     random_hash,
+    reveal_covers,
     section_terms,
     witnessed_section,
 )
@@ -644,89 +651,120 @@ def test_set_opening_key_invalid_length(platform: Platform, keyless: SectionRef,
 def test_commit_with_cash_deposit(platform: Platform) -> None:
     section = new_section(platform)
     bidder = platform.bidders[0]
-    ciphertext, deposit = random_hash(), fresh_id("deposit")
-    result = platform.tenders.commit_bid(bidder, section.section_id, ciphertext, deposit_ref=deposit)
+    ciphertext, cover = random_hash(), BidCover.deposit(fresh_id("deposit"))
+    commitment = cover.commitment(section.section_id, bidder.address)
+    result = commit_bid(platform, bidder, section.section_id, ciphertext, cover)
     assert result.event("BidCommitted").args == {
         "sectionId": section.section_id,
         "bidder": bidder.address,
         "ciphertextHash": ciphertext,
-        "coverKind": CoverKind.CASH_DEPOSIT,
-        "cover": deposit,
+        "coverCommitment": commitment,
     }
     assert [e.name for e in result.events] == ["BidCommitted"]
     bid = platform.tenders.bid(section.section_id, bidder.address)
     assert (bid.status, bid.ciphertext_hash, bid.cover_kind, bid.cover, bid.announced_hash) == (
         BidStatus.COMMITTED,
         ciphertext,
-        CoverKind.CASH_DEPOSIT,
-        deposit,
+        CoverKind.GUARANTEE,  # zero: the kind is hidden too until the reveal
+        ZERO32,
         ZERO32,
     )
+    assert platform.tenders.cover_of(section.section_id, bidder.address) == CoverState(
+        commitment, False, CoverKind.GUARANTEE, ZERO32
+    )
     assert platform.tenders.section(section.section_id).live_bids == 1
-    assert bid_cover(platform, section.section_id, bidder.address) == (CoverKind.CASH_DEPOSIT, deposit)
+    assert bid_cover(platform, section.section_id, bidder.address) == (CoverKind.GUARANTEE, ZERO32)
+
+    # From the opening time on the agency reveals it.
+    platform.backend.advance_to(section.opening_time)
+    revealed = platform.tenders.reveal_cover(platform.agency, section.section_id, bidder.address, cover)
+    assert [e.name for e in revealed.events] == ["CoverRevealed"]
+    assert revealed.event("CoverRevealed").args == {
+        "sectionId": section.section_id,
+        "bidder": bidder.address,
+        "kind": CoverKind.CASH_DEPOSIT,
+        "cover": cover.cover,
+    }
+    assert bid_cover(platform, section.section_id, bidder.address) == (CoverKind.CASH_DEPOSIT, cover.cover)
+    assert platform.tenders.cover_of(section.section_id, bidder.address) == CoverState(
+        commitment, True, CoverKind.CASH_DEPOSIT, cover.cover
+    )
+
+
+def test_cover_commitment_matches_the_contract(platform: Platform) -> None:
+    cover, section_id, bidder = BidCover.guarantee(random_hash()), random_hash(), platform.bidders[0].address
+    on_chain = platform.tenders._view(
+        "coverCommitmentOf", section_id, bidder, int(cover.kind), cover.cover, cover.salt
+    )
+    assert bytes(on_chain) == cover.commitment(section_id, bidder) == cover_commitment(
+        section_id, bidder, cover.kind, cover.cover, cover.salt
+    )
 
 
 @pytest.mark.parametrize("sealed", [False, True], ids=["open-reference", "sealed-reference"])
-def test_commit_with_guarantee_binds_it(platform: Platform, sealed: bool) -> None:
+@pytest.mark.parametrize("revealer", ["agency", "bidder"])
+def test_guarantee_is_bound_only_at_the_reveal(platform: Platform, sealed: bool, revealer: str) -> None:
+    """密文保函: the commit shows nothing of the guarantee; the reveal at the opening binds it."""
     section = new_section(platform)
     bidder = platform.bidders[1]
     salt = random_hash() if sealed else None
     guarantee_id = issue_guarantee(platform, section, bidder, sealed_salt=salt)
-    assert not platform.guarantees.guarantee(guarantee_id).bound
+    cover = BidCover.guarantee(guarantee_id, salt)
     ciphertext = random_hash()
-    result = platform.tenders.commit_bid(
-        bidder, section.section_id, ciphertext, guarantee_id=guarantee_id, guarantee_salt=salt or ZERO32
-    )
-    assert result.event("BidCommitted").args == {
-        "sectionId": section.section_id,
-        "bidder": bidder.address,
-        "ciphertextHash": ciphertext,
-        "coverKind": CoverKind.GUARANTEE,
-        "cover": guarantee_id,
-    }
-    bound = result.event("GuaranteeBound")
+    result = commit_bid(platform, bidder, section.section_id, ciphertext, cover)
+    assert [e.name for e in result.events] == ["BidCommitted"]
+    assert not platform.guarantees.guarantee(guarantee_id).bound
+    # Neither the guarantee id nor the salt appear in the commit's calldata, topics or data.
+    chain = platform.backend.chain
+    sent = bytes(chain.w3.eth.get_transaction(HexBytes(result.tx_hash))["input"])
+    receipt = chain.w3.eth.get_transaction_receipt(HexBytes(result.tx_hash))
+    seen = sent + b"".join(bytes(log["data"]) + b"".join(bytes(t) for t in log["topics"]) for log in receipt["logs"])
+    assert guarantee_id not in seen and cover.salt not in seen
+    assert all(log["address"] == platform.tenders.address for log in receipt["logs"])
+
+    platform.backend.advance_to(section.opening_time)
+    signer = platform.agency if revealer == "agency" else bidder
+    revealed = platform.tenders.reveal_cover(signer, section.section_id, bidder.address, cover)
+    assert [e.name for e in revealed.events] == ["CoverRevealed", "GuaranteeBound"]
+    bound = revealed.event("GuaranteeBound")
     assert bound.address == platform.guarantees.address
     assert bound.args == {"guaranteeId": guarantee_id, "sectionId": section.section_id, "bidder": bidder.address}
     assert platform.guarantees.guarantee(guarantee_id).bound
     bid = platform.tenders.bid(section.section_id, bidder.address)
     assert (bid.status, bid.cover_kind, bid.cover) == (BidStatus.COMMITTED, CoverKind.GUARANTEE, guarantee_id)
     assert bid_cover(platform, section.section_id, bidder.address) == (CoverKind.GUARANTEE, guarantee_id)
+    # Revealed once only.
+    read = watch(platform, section.section_id, bidder.address)
+    with reverts(errors.TenderRegistryCoverAlreadyRevealed, read, watch_guarantee(platform, guarantee_id)) as c:
+        platform.tenders.reveal_cover(platform.agency, section.section_id, bidder.address, cover)
+    assert c.value.values == {"sectionId": section.section_id, "bidder": bidder.address}
 
 
 def test_guarantee_covering_exactly_the_bond_and_validity_is_accepted(platform: Platform) -> None:
     section = new_section(platform)
     bidder = platform.bidders[2]
     guarantee_id = issue_guarantee(platform, section, bidder, amount=BOND, valid_until=section.opening_time + VALIDITY)
-    platform.tenders.commit_bid(bidder, section.section_id, random_hash(), guarantee_id=guarantee_id)
+    commit_bid(platform, bidder, section.section_id, random_hash(), BidCover.guarantee(guarantee_id))
+    pass_deadline(platform, section)
     assert platform.guarantees.guarantee(guarantee_id).bound
 
 
 def test_commit_events_carry_only_hashes_ids_addresses_and_enums(platform: Platform) -> None:
-    """Nothing of a bid's content, nor the salt sealing its guarantee's section, reaches the chain's logs."""
+    """Nothing of a bid's content, its cover nor the salt blinding it reaches the chain's logs at commit."""
     section = new_section(platform)
     bidder = platform.bidders[0]
     salt = random_hash()
     guarantee_id = issue_guarantee(platform, section, bidder, sealed_salt=salt)
-    covered = platform.tenders.commit_bid(
-        bidder, section.section_id, random_hash(), guarantee_id=guarantee_id, guarantee_salt=salt
-    )
+    covered = commit_bid(platform, bidder, section.section_id, random_hash(), BidCover.guarantee(guarantee_id, salt))
     deposited = commit_with_deposit(platform, section, platform.bidders[1])
-    assert [e.name for e in covered.events] == ["GuaranteeBound", "BidCommitted"]
-    assert [e.name for e in deposited.events] == ["BidCommitted"]
     for result in (covered, deposited):
+        assert [e.name for e in result.events] == ["BidCommitted"]
         committed = result.event("BidCommitted").args
-        assert set(committed) == {"sectionId", "bidder", "ciphertextHash", "coverKind", "cover"}
-        for name in ("sectionId", "ciphertextHash", "cover"):
+        assert set(committed) == {"sectionId", "bidder", "ciphertextHash", "coverCommitment"}
+        for name in ("sectionId", "ciphertextHash", "coverCommitment"):
             assert isinstance(committed[name], bytes) and len(committed[name]) == 32
+        assert committed["coverCommitment"] not in (salt, guarantee_id)
         assert isinstance(committed["bidder"], str) and committed["bidder"] == to_checksum_address(committed["bidder"])
-        assert type(committed["coverKind"]) is int and committed["coverKind"] in set(CoverKind)
-        for event in result.events:
-            for value in event.args.values():
-                assert type(value) in (bytes, str, int)
-                if isinstance(value, bytes):
-                    assert len(value) == 32 and value != salt
-                elif isinstance(value, str):
-                    assert value == to_checksum_address(value)
         # Every log is one we decode, and carries fixed-size words only (no hidden dynamic payload).
         receipt = platform.backend.chain.w3.eth.get_transaction_receipt(HexBytes(result.tx_hash))
         assert len(receipt["logs"]) == len(result.events)
@@ -748,7 +786,7 @@ def test_commit_unauthorized(platform: Platform, bidding: SectionRef, outsider: 
 def test_commit_unknown_section(platform: Platform) -> None:
     section_id = fresh_id("section")
     with reverts(errors.TenderRegistryUnknownSection, watch(platform, section_id, platform.bidders[0].address)) as c:
-        platform.tenders.commit_bid(platform.bidders[0], section_id, random_hash(), deposit_ref=fresh_id("deposit"))
+        commit_bid(platform, platform.bidders[0], section_id, random_hash(), BidCover.deposit(fresh_id("deposit")))
     assert c.value.values == {"sectionId": section_id}
 
 
@@ -771,7 +809,7 @@ def test_commit_with_guarantee_after_the_deadline_leaves_it_unbound(platform: Pl
     guarantee_id = issue_guarantee(platform, section, bidder)
     pass_deadline(platform, section)
     with reverts(errors.TenderRegistryBidAfterDeadline, watch_guarantee(platform, guarantee_id)):
-        platform.tenders.commit_bid(bidder, section.section_id, random_hash(), guarantee_id=guarantee_id)
+        commit_bid(platform, bidder, section.section_id, random_hash(), BidCover.guarantee(guarantee_id))
     assert not platform.guarantees.guarantee(guarantee_id).bound
 
 
@@ -779,19 +817,15 @@ def test_commit_zero_ciphertext(platform: Platform, bidding: SectionRef) -> None
     section = bidding
     bidder = platform.bidders[1]
     with reverts(errors.TenderRegistryZeroValue, watch(platform, section.section_id, bidder.address)) as caught:
-        platform.tenders.commit_bid(bidder, section.section_id, ZERO32, deposit_ref=fresh_id("deposit"))
+        commit_bid(platform, bidder, section.section_id, ZERO32, BidCover.deposit(fresh_id("deposit")))
     assert caught.value.values == {"field": "ciphertextHash"}
 
 
-@pytest.mark.parametrize("covers", ["none", "both"])
-def test_commit_needs_exactly_one_cover(platform: Platform, bidding: SectionRef, covers: str) -> None:
+def test_a_zero_cover_commitment_is_refused(platform: Platform, bidding: SectionRef) -> None:
     section = bidding
     bidder = platform.bidders[1]
-    guarantee_id = issue_guarantee(platform, section, bidder)
-    kwargs = {} if covers == "none" else {"guarantee_id": guarantee_id, "deposit_ref": fresh_id("deposit")}
-    read = watch(platform, section.section_id, bidder.address)
-    with reverts(errors.TenderRegistryInvalidCover, read, watch_guarantee(platform, guarantee_id)) as caught:
-        platform.tenders.commit_bid(bidder, section.section_id, random_hash(), **kwargs)
+    with reverts(errors.TenderRegistryInvalidCover, watch(platform, section.section_id, bidder.address)) as caught:
+        platform.tenders.commit_bid_blinded(bidder, section.section_id, random_hash(), ZERO32)
     assert caught.value.values == {"sectionId": section.section_id}
 
 
@@ -806,37 +840,41 @@ def test_commit_twice_is_refused(platform: Platform) -> None:
 def test_same_guarantee_cannot_cover_two_bids(platform: Platform) -> None:
     section = new_section(platform)
     bidder, other = platform.bidders[0], platform.bidders[1]
-    guarantee_id, _ = commit_with_guarantee(platform, section, bidder)
-    # Its applicant cannot rely on it twice (one bid per bidder) ...
+    guarantee_id = issue_guarantee(platform, section, bidder)
+    mine, theirs = BidCover.guarantee(guarantee_id), BidCover.guarantee(guarantee_id)
+    commit_bid(platform, bidder, section.section_id, random_hash(), mine)
+    # Nothing stops another bidder committing to the same guarantee id: the commitment hides it ...
+    platform.tenders.commit_bid(other, section.section_id, random_hash(), theirs)
+    platform.backend.advance_to(section.opening_time)
+    platform.tenders.reveal_cover(platform.agency, section.section_id, bidder.address, mine)
+    # ... but its reveal is refused, the guarantee being bound already.
     read = watch(platform, section.section_id, bidder.address, other.address)
-    with reverts(errors.TenderRegistryBidExists, read, watch_guarantee(platform, guarantee_id)):
-        platform.tenders.commit_bid(bidder, section.section_id, random_hash(), guarantee_id=guarantee_id)
-    # ... and another bidder is refused because the guarantee is bound already.
     with reverts(errors.GuaranteeRegistryAlreadyBound, read, watch_guarantee(platform, guarantee_id)) as caught:
-        platform.tenders.commit_bid(other, section.section_id, random_hash(), guarantee_id=guarantee_id)
+        platform.tenders.reveal_cover(platform.agency, section.section_id, other.address, theirs)
     assert caught.value.values == {"guaranteeId": guarantee_id}
+    assert not platform.tenders.cover_of(section.section_id, other.address).revealed
 
 
 GUARANTEE_FAILURES = [
     "amount-below-bond",
     "applicant-mismatch",
     "wrong-salt",
-    "sealed-without-salt",
+    "sealed-without-its-salt",
     "other-section",
     "validity-too-short",
     "unknown",
     "cancelled",
+    "issued-after-deadline",
 ]
 
 
 @pytest.mark.parametrize("case", GUARANTEE_FAILURES)
-def test_commit_with_guarantee_bubbles_guarantee_registry_errors(
-    platform: Platform, bidding: SectionRef, case: str
-) -> None:
-    section = bidding  # bidders[1] never bids there
+def test_reveal_of_a_guarantee_bubbles_guarantee_registry_errors(platform: Platform, case: str) -> None:
+    section = new_section(platform)
     bidder, other = platform.bidders[1], platform.bidders[2]
-    salt = ZERO32
+    salt: bytes | None = None
     expected: dict[str, Any]
+    guarantee_id = fresh_id("guarantee")
     if case == "amount-below-bond":
         guarantee_id = issue_guarantee(platform, section, bidder, amount=BOND - 1)
         error = errors.GuaranteeRegistryAmountBelowBond
@@ -845,7 +883,8 @@ def test_commit_with_guarantee_bubbles_guarantee_registry_errors(
         guarantee_id = issue_guarantee(platform, section, other)
         error = errors.GuaranteeRegistryApplicantMismatch
         expected = {"guaranteeId": guarantee_id, "applicant": other.address, "bidder": bidder.address}
-    elif case in ("wrong-salt", "sealed-without-salt"):
+    elif case in ("wrong-salt", "sealed-without-its-salt"):
+        # The bidder blinds its cover with a salt that does not open the guarantee's sealed reference.
         guarantee_id = issue_guarantee(platform, section, bidder, sealed_salt=random_hash())
         salt = random_hash() if case == "wrong-salt" else ZERO32
         error = errors.GuaranteeRegistrySectionMismatch
@@ -860,23 +899,31 @@ def test_commit_with_guarantee_bubbles_guarantee_registry_errors(
         error = errors.GuaranteeRegistryValidityTooShort
         expected = {"guaranteeId": guarantee_id, "validUntil": required - 1, "requiredValidUntil": required}
     elif case == "unknown":
-        guarantee_id = fresh_id("guarantee")
         error = errors.GuaranteeRegistryUnknownGuarantee
         expected = {"guaranteeId": guarantee_id}
-    else:
+    elif case == "cancelled":
         guarantee_id = issue_guarantee(platform, section, bidder)
         platform.guarantees.cancel(platform.guarantors[0], guarantee_id)
         error = errors.GuaranteeRegistryInvalidState
         expected = {"guaranteeId": guarantee_id, "state": GuaranteeState.CANCELLED}
-
+    else:
+        salt = random_hash()  # committed to now, issued (sealed, so unchecked at issue) after the deadline
+        error = errors.GuaranteeRegistryAfterDeadline
+    cover = BidCover.guarantee(guarantee_id, salt)
+    commit_bid(platform, bidder, section.section_id, random_hash(), cover)
+    platform.backend.advance_to(section.opening_time)
+    if case == "issued-after-deadline":
+        terms = guarantee_terms(platform, section, bidder, sealed_salt=salt)
+        platform.guarantees.issue(platform.guarantors[0], guarantee_id, terms)
+        issued_at = platform.guarantees.guarantee(guarantee_id).issued_at
+        assert issued_at >= section.opening_time
+        expected = {"sectionId": section.section_id, "openingTime": section.opening_time, "nowTime": issued_at}
     read = watch(platform, section.section_id, bidder.address)
     with reverts(error, read, watch_guarantee(platform, guarantee_id)) as caught:
-        platform.tenders.commit_bid(
-            bidder, section.section_id, random_hash(), guarantee_id=guarantee_id, guarantee_salt=salt
-        )
+        platform.tenders.reveal_cover(platform.agency, section.section_id, bidder.address, cover)
     assert caught.value.values == expected
-    assert platform.tenders.bid(section.section_id, bidder.address).status == BidStatus.NONE
-    assert platform.tenders.section(section.section_id).live_bids == 1  # bidders[0]'s only
+    assert platform.tenders.cover_of(section.section_id, bidder.address).revealed is False
+    assert not platform.guarantees.guarantee(guarantee_id).bound
 
 
 @pytest.fixture(scope="module")
@@ -889,7 +936,7 @@ def two_tenderers(backend: Backend, dev_config: ConsortiumConfig) -> tuple[Platf
     return Platform.build(backend, deployment, config, manifest), second
 
 
-def test_commit_with_guarantee_for_another_beneficiary(two_tenderers: tuple[Platform, Signer]) -> None:
+def test_reveal_of_a_guarantee_for_another_beneficiary(two_tenderers: tuple[Platform, Signer]) -> None:
     platform, second_tenderer = two_tenderers
     tender_id, section_id = fresh_id("tender"), fresh_id("section")
     platform.tenders.create_tender(platform.agency, tender_id, second_tenderer.address, random_hash())
@@ -897,20 +944,23 @@ def test_commit_with_guarantee_for_another_beneficiary(two_tenderers: tuple[Plat
     platform.tenders.add_section(platform.agency, tender_id, section_id, terms)
     section = SectionRef(tender_id, section_id, terms.opening_time, terms)
     assert platform.tenders.section(section_id).tenderer == second_tenderer.address
-    bidder, salt = platform.bidders[0], random_hash()
+    bidder, other, salt = platform.bidders[0], platform.bidders[1], random_hash()
     # Sealed, so the guarantor could not check the beneficiary against the section at issue.
-    guarantee_id = issue_guarantee(platform, section, bidder, sealed_salt=salt, beneficiary=platform.tenderer.address)
+    wrong = issue_guarantee(platform, section, bidder, sealed_salt=salt, beneficiary=platform.tenderer.address)
+    good = issue_guarantee(platform, section, other, sealed_salt=salt, beneficiary=second_tenderer.address)
+    commit_bid(platform, bidder, section_id, random_hash(), BidCover.guarantee(wrong, salt))
+    commit_bid(platform, other, section_id, random_hash(), BidCover.guarantee(good, salt))
+    platform.backend.advance_to(section.opening_time)
     read = watch(platform, section_id, bidder.address)
-    with reverts(errors.GuaranteeRegistryBeneficiaryMismatch, read, watch_guarantee(platform, guarantee_id)) as c:
-        platform.tenders.commit_bid(bidder, section_id, random_hash(), guarantee_id=guarantee_id, guarantee_salt=salt)
+    with reverts(errors.GuaranteeRegistryBeneficiaryMismatch, read, watch_guarantee(platform, wrong)) as c:
+        platform.tenders.reveal_cover(platform.agency, section_id, bidder.address, BidCover.guarantee(wrong, salt))
     assert c.value.values == {
-        "guaranteeId": guarantee_id,
+        "guaranteeId": wrong,
         "beneficiary": platform.tenderer.address,
         "tenderer": second_tenderer.address,
     }
     # A guarantee naming the right beneficiary is accepted.
-    good = issue_guarantee(platform, section, bidder, sealed_salt=salt, beneficiary=second_tenderer.address)
-    platform.tenders.commit_bid(bidder, section_id, random_hash(), guarantee_id=good, guarantee_salt=salt)
+    platform.tenders.reveal_cover(platform.agency, section_id, other.address, BidCover.guarantee(good, salt))
     assert platform.guarantees.guarantee(good).bound
 
 
@@ -929,13 +979,11 @@ def test_replace_bid_keeps_the_cover(platform: Platform) -> None:
         "ciphertextHash": ciphertext,
     }
     bid = platform.tenders.bid(section.section_id, bidder.address)
-    assert (bid.status, bid.ciphertext_hash, bid.cover_kind, bid.cover) == (
-        BidStatus.COMMITTED,
-        ciphertext,
-        CoverKind.GUARANTEE,
-        guarantee_id,
-    )
+    assert (bid.status, bid.ciphertext_hash) == (BidStatus.COMMITTED, ciphertext)
     assert platform.tenders.section(section.section_id).live_bids == 1
+    # The cover commitment stays, and still opens to the guarantee at the opening.
+    pass_deadline(platform, section)
+    assert platform.tenders.bid(section.section_id, bidder.address).cover == guarantee_id
     assert platform.guarantees.guarantee(guarantee_id).bound
 
 
@@ -962,7 +1010,7 @@ def test_replace_bid_zero_ciphertext(platform: Platform, bidding: SectionRef) ->
 
 @pytest.mark.parametrize("state", [BidStatus.NONE, BidStatus.WITHDRAWN])
 def test_replace_bid_needs_a_live_bid(platform: Platform, bidding: SectionRef, state: BidStatus) -> None:
-    section, bidder = bidding, platform.bidders[1]
+    section, bidder = bidding, platform.bidders[3]
     if state == BidStatus.WITHDRAWN:
         section, bidder = new_section(platform), platform.bidders[0]
         commit_with_deposit(platform, section, bidder)
@@ -987,42 +1035,34 @@ def test_withdraw_cash_bid(platform: Platform) -> None:
     assert platform.tenders.bond_releasable(section.section_id, bidder.address)
 
 
-def test_withdraw_frees_the_guarantee_and_recommit_works(platform: Platform) -> None:
+def test_withdraw_and_recommit_with_another_cover(platform: Platform) -> None:
     section = new_section(platform)
     bidder = platform.bidders[0]
     guarantee_id, _ = commit_with_guarantee(platform, section, bidder)
     result = platform.tenders.withdraw_bid(bidder, section.section_id)
+    # No guarantee was bound at commit, so none needs freeing.
+    assert [e.name for e in result.events] == ["BidWithdrawn"]
     assert result.event("BidWithdrawn").args == {"sectionId": section.section_id, "bidder": bidder.address}
-    assert result.event("GuaranteeUnbound").args == {"guaranteeId": guarantee_id}
-    assert not platform.guarantees.guarantee(guarantee_id).bound
     assert platform.guarantees.guarantee(guarantee_id).state == GuaranteeState.ISSUED
     assert platform.tenders.section(section.section_id).live_bids == 0
 
-    # The same guarantee covers a new commit of the same bidder.
-    ciphertext = random_hash()
-    again = platform.tenders.commit_bid(bidder, section.section_id, ciphertext, guarantee_id=guarantee_id)
-    assert again.event("BidCommitted").args["cover"] == guarantee_id
-    assert again.event("GuaranteeBound").args["guaranteeId"] == guarantee_id
+    # The same guarantee covers a new commit of the same bidder, under a fresh blinding.
+    ciphertext, again = random_hash(), BidCover.guarantee(guarantee_id)
+    result = commit_bid(platform, bidder, section.section_id, ciphertext, again)
+    assert result.event("BidCommitted").args["coverCommitment"] == again.commitment(section.section_id, bidder.address)
     bid = platform.tenders.bid(section.section_id, bidder.address)
-    assert (bid.status, bid.ciphertext_hash, bid.cover_kind) == (BidStatus.COMMITTED, ciphertext, CoverKind.GUARANTEE)
+    assert (bid.status, bid.ciphertext_hash) == (BidStatus.COMMITTED, ciphertext)
     assert platform.tenders.section(section.section_id).live_bids == 1
 
-    # Withdrawn again, then covered by a cash deposit instead: the cover kind follows.
+    # Withdrawn again, then covered by a cash deposit instead: the guarantee may be cancelled.
     platform.tenders.withdraw_bid(bidder, section.section_id)
-    deposit = fresh_id("deposit")
-    platform.tenders.commit_bid(bidder, section.section_id, random_hash(), deposit_ref=deposit)
-    bid = platform.tenders.bid(section.section_id, bidder.address)
-    assert (bid.status, bid.cover_kind, bid.cover) == (BidStatus.COMMITTED, CoverKind.CASH_DEPOSIT, deposit)
-    assert not platform.guarantees.guarantee(guarantee_id).bound
-    # The guarantee no bid relies on any more can be cancelled by its issuer.
+    deposit = BidCover.deposit(fresh_id("deposit"))
+    commit_bid(platform, bidder, section.section_id, random_hash(), deposit)
     platform.guarantees.cancel(platform.guarantors[0], guarantee_id)
-
-    # And from cash back to a (new) guarantee.
-    platform.tenders.withdraw_bid(bidder, section.section_id)
-    new_guarantee, result = commit_with_guarantee(platform, section, bidder)
-    assert result.event("BidCommitted").args["coverKind"] == CoverKind.GUARANTEE
+    # The withdrawn covers cannot be revealed; the live one can.
+    pass_deadline(platform, section)
     bid = platform.tenders.bid(section.section_id, bidder.address)
-    assert (bid.cover_kind, bid.cover) == (CoverKind.GUARANTEE, new_guarantee)
+    assert (bid.status, bid.cover_kind, bid.cover) == (BidStatus.COMMITTED, CoverKind.CASH_DEPOSIT, deposit.cover)
 
 
 def test_withdraw_unknown_section(platform: Platform) -> None:
@@ -1041,12 +1081,12 @@ def test_withdraw_after_deadline(platform: Platform) -> None:
     with reverts(errors.TenderRegistryBidAfterDeadline, read, watch_guarantee(platform, guarantee_id)) as caught:
         platform.tenders.withdraw_bid(bidder, section.section_id)
     assert_time_values(caught.value.values, section, after=True)
-    assert platform.guarantees.guarantee(guarantee_id).bound
+    assert platform.guarantees.guarantee(guarantee_id).bound  # revealed by pass_deadline
 
 
 @pytest.mark.parametrize("state", [BidStatus.NONE, BidStatus.WITHDRAWN])
 def test_withdraw_needs_a_live_bid(platform: Platform, bidding: SectionRef, state: BidStatus) -> None:
-    section, bidder = bidding, platform.bidders[1]
+    section, bidder = bidding, platform.bidders[3]
     if state == BidStatus.WITHDRAWN:
         section, bidder = new_section(platform), platform.bidders[0]
         commit_with_deposit(platform, section, bidder)
@@ -1054,6 +1094,163 @@ def test_withdraw_needs_a_live_bid(platform: Platform, bidding: SectionRef, stat
     with reverts(errors.TenderRegistryInvalidBidStatus, watch(platform, section.section_id, bidder.address)) as c:
         platform.tenders.withdraw_bid(bidder, section.section_id)
     assert c.value.values == {"sectionId": section.section_id, "bidder": bidder.address, "status": state}
+
+
+# ---------------------------------------------------------------------------------------------- revealCover
+
+
+def _committed(platform: Platform, bidder: Signer, **terms: Any) -> tuple[SectionRef, BidCover]:
+    """A new section with one live bid of `bidder` covered by a guarantee; the cover kept by the test."""
+    section = new_section(platform, **terms)
+    cover = BidCover.guarantee(issue_guarantee(platform, section, bidder))
+    platform.tenders.commit_bid(bidder, section.section_id, random_hash(), cover)
+    return section, cover
+
+
+@pytest.mark.parametrize("case", ["wrong-salt", "wrong-kind", "wrong-cover", "wrong-bidder", "zero-cover"])
+def test_reveal_that_does_not_open_the_commitment_is_refused(platform: Platform, case: str) -> None:
+    bidder, other = platform.bidders[0], platform.bidders[1]
+    section, cover = _committed(platform, bidder)
+    platform.tenders.commit_bid(other, section.section_id, random_hash(), BidCover.deposit(fresh_id("deposit")))
+    platform.backend.advance_to(section.opening_time)
+    target, error = bidder.address, errors.TenderRegistryCoverMismatch
+    if case == "wrong-salt":
+        given = BidCover(cover.kind, cover.cover, random_hash())
+    elif case == "wrong-kind":
+        given = BidCover(CoverKind.CASH_DEPOSIT, cover.cover, cover.salt)
+    elif case == "wrong-cover":
+        given = BidCover(cover.kind, random_hash(), cover.salt)
+    elif case == "wrong-bidder":
+        given, target = cover, other.address  # the bidder's cover opened against another bid
+    else:
+        given, error = BidCover(cover.kind, ZERO32, cover.salt), errors.TenderRegistryInvalidCover
+    read = watch(platform, section.section_id, bidder.address, other.address)
+    with reverts(error, read, watch_guarantee(platform, cover.cover)) as caught:
+        platform.tenders.reveal_cover(platform.agency, section.section_id, target, given)
+    if error is errors.TenderRegistryCoverMismatch:
+        assert caught.value.values == {"sectionId": section.section_id, "bidder": target}
+    assert not platform.tenders.cover_of(section.section_id, target).revealed
+
+
+def test_reveal_before_the_opening_time_is_refused(platform: Platform) -> None:
+    bidder = platform.bidders[0]
+    section, cover = _committed(platform, bidder, opening_in=900)
+    platform.backend.advance_to(section.opening_time - 60)
+    read = watch(platform, section.section_id, bidder.address)
+    for signer in (platform.agency, bidder):
+        with reverts(errors.TenderRegistryBeforeOpening, read, watch_guarantee(platform, cover.cover)) as caught:
+            platform.tenders.reveal_cover(signer, section.section_id, bidder.address, cover)
+        assert_time_values(caught.value.values, section, after=False)
+
+
+@pytest.mark.parametrize("caller", ["outsider", "tenderer", "witness", "guarantor", "other-bidder"])
+def test_reveal_by_a_stranger_is_refused(platform: Platform, outsider: Signer, caller: str) -> None:
+    bidder = platform.bidders[0]
+    section, cover = _committed(platform, bidder)
+    platform.backend.advance_to(section.opening_time)
+    signer = platform.bidders[1] if caller == "other-bidder" else who(platform, outsider, caller)
+    read = watch(platform, section.section_id, bidder.address)
+    with reverts(errors.TenderRegistryNotAgencyOrBidder, read, watch_guarantee(platform, cover.cover)) as caught:
+        platform.tenders.reveal_cover(signer, section.section_id, bidder.address, cover)
+    assert caught.value.values == {"sectionId": section.section_id, "account": signer.address}
+
+
+def test_reveal_needs_a_bid_live_at_the_deadline(platform: Platform) -> None:
+    bidder, absent = platform.bidders[0], platform.bidders[1]
+    section, cover = _committed(platform, bidder)
+    platform.tenders.withdraw_bid(bidder, section.section_id)
+    platform.backend.advance_to(section.opening_time)
+    for account, status in ((bidder.address, BidStatus.WITHDRAWN), (absent.address, BidStatus.NONE)):
+        with reverts(errors.TenderRegistryInvalidBidStatus, watch(platform, section.section_id, account)) as caught:
+            platform.tenders.reveal_cover(platform.agency, section.section_id, account, cover)
+        assert caught.value.values == {"sectionId": section.section_id, "bidder": account, "status": status}
+    with reverts(errors.TenderRegistryUnknownSection):
+        platform.tenders.reveal_cover(platform.agency, fresh_id("section"), bidder.address, cover)
+
+
+def test_an_unrevealed_cover_cannot_be_opened_nor_claimed(platform: Platform) -> None:
+    bidder = platform.bidders[0]
+    section, cover = _committed(platform, bidder)
+    platform.backend.advance_to(section.opening_time)
+    read = watch(platform, section.section_id, bidder.address)
+    with reverts(errors.TenderRegistryCoverNotRevealed, read) as caught:
+        platform.tenders.record_bid_opened(platform.agency, section.section_id, bidder.address, random_hash())
+    assert caught.value.values == {"sectionId": section.section_id, "bidder": bidder.address}
+    outcome = OpeningOutcome(bidder.address, BidStatus.OPENED, random_hash())
+    with reverts(errors.TenderRegistryCoverNotRevealed, read):
+        platform.tenders.record_outcomes(platform.agency, section.section_id, [outcome])
+    # A bidder-caused failure is a claim ground, but the guarantee covers the bid only once revealed.
+    platform.tenders.record_decryption_failure(platform.agency, section.section_id, bidder.address, True, random_hash())
+    ground = ClaimGround.BIDDER_CAUSED_DECRYPTION_FAILURE
+    with pytest.raises(errors.GuaranteeRegistryNotCoveringBid):
+        platform.guarantees.claim(platform.tenderer, cover.cover, section.section_id, ground, random_hash())
+    platform.tenders.reveal_cover(platform.agency, section.section_id, bidder.address, cover)
+    platform.guarantees.claim(platform.tenderer, cover.cover, section.section_id, ground, random_hash())
+    assert platform.guarantees.guarantee(cover.cover).state == GuaranteeState.CLAIMED
+
+
+def test_withdrawn_after_deadline_then_revealed_then_claimed(platform: Platform) -> None:
+    section, bidders = section_with_bids(platform, 3)
+    late = platform.bidders[3]
+    salt = random_hash()
+    guarantee_id = issue_guarantee(platform, section, late, sealed_salt=salt)
+    cover = BidCover.guarantee(guarantee_id, salt)
+    platform.tenders.commit_bid(late, section.section_id, random_hash(), cover)
+    pass_deadline(platform, section)  # reveals the three deposits only: the test keeps `cover`
+    platform.tenders.record_withdrawal_after_deadline(platform.agency, section.section_id, late.address, random_hash())
+    assert not platform.guarantees.guarantee(guarantee_id).bound
+    with pytest.raises(errors.GuaranteeRegistryNotCoveringBid):
+        platform.guarantees.claim(
+            platform.tenderer, guarantee_id, section.section_id, ClaimGround.WITHDRAWAL_AFTER_DEADLINE, random_hash()
+        )
+    revealed = platform.tenders.reveal_cover(late, section.section_id, late.address, cover)  # by the bidder itself
+    assert revealed.event("GuaranteeBound").args["sectionId"] == section.section_id
+    assert platform.tenders.bid(section.section_id, late.address).status == BidStatus.WITHDRAWN_AFTER_DEADLINE
+    assert not platform.tenders.bond_releasable(section.section_id, late.address)
+    with pytest.raises(errors.GuaranteeRegistryNotReleasable):
+        platform.guarantees.release(platform.guarantors[0], guarantee_id, section.section_id)
+    platform.guarantees.claim(
+        platform.tenderer, guarantee_id, section.section_id, ClaimGround.WITHDRAWAL_AFTER_DEADLINE, random_hash()
+    )
+    assert platform.guarantees.guarantee(guarantee_id).state == GuaranteeState.CLAIMED
+    # Release after claim is refused.
+    with pytest.raises(errors.GuaranteeRegistryInvalidState):
+        platform.guarantees.release(platform.tenderer, guarantee_id, section.section_id)
+    open_all(platform, section, bidders)
+
+
+def test_a_cover_that_cannot_be_revealed_is_rejected_and_does_not_count(platform: Platform) -> None:
+    section, bidders = section_with_bids(platform, 3)
+    careless = platform.bidders[3]
+    # A commitment to a guarantee below the bond: it will not reveal.
+    weak = BidCover.guarantee(issue_guarantee(platform, section, careless, amount=BOND - 1))
+    platform.tenders.commit_bid(careless, section.section_id, random_hash(), weak)
+    pass_deadline(platform, section)
+    with pytest.raises(errors.GuaranteeRegistryAmountBelowBond):
+        platform.tenders.reveal_cover(platform.agency, section.section_id, careless.address, weak)
+    evidence = random_hash()
+    outcomes = [OpeningOutcome(b.address, BidStatus.OPENED, random_hash()) for b in bidders[:2]]
+    outcomes.append(OpeningOutcome(careless.address, BidStatus.COVER_REJECTED, evidence))
+    result = platform.tenders.record_outcomes(platform.agency, section.section_id, outcomes)
+    assert result.event("CoverRejected").args == {
+        "sectionId": section.section_id,
+        "bidder": careless.address,
+        "evidenceHash": evidence,
+    }
+    bid = platform.tenders.bid(section.section_id, careless.address)
+    assert (bid.status, bid.announced_hash) == (BidStatus.COVER_REJECTED, evidence)
+    assert platform.tenders.bond_releasable(section.section_id, careless.address)
+    assert grounds_holding(platform, section.section_id, careless.address) == set()
+    # Rejected once, not revealable any more; a revealed cover cannot be rejected.
+    with reverts(errors.TenderRegistryInvalidBidStatus, watch(platform, section.section_id, careless.address)):
+        platform.tenders.reveal_cover(platform.agency, section.section_id, careless.address, weak)
+    rejected = OpeningOutcome(bidders[2].address, BidStatus.COVER_REJECTED, random_hash())
+    with reverts(errors.TenderRegistryCoverAlreadyRevealed, watch(platform, section.section_id, bidders[2].address)):
+        platform.tenders.record_outcomes(platform.agency, section.section_id, [rejected])
+    # The rejected bid is not valid: three opened of four live bids.
+    platform.tenders.record_bid_opened(platform.agency, section.section_id, bidders[2].address, random_hash())
+    result = platform.tenders.close_opening(platform.agency, section.section_id, random_hash())
+    assert result.event("OpeningClosed").args["validBids"] == 3
 
 
 # ---------------------------------------------------------------------------------------------- opening steps
@@ -1129,6 +1326,7 @@ def test_opening_starts_at_the_deadline(platform: Platform) -> None:
     # The deadline's own second belongs to the opening: bids are refused, opening steps accepted.
     with pytest.raises(errors.TenderRegistryBidAfterDeadline):
         commit_with_deposit(platform, section, platform.bidders[3])
+    reveal_covers(platform, section.section_id)
     platform.tenders.record_bid_opened(platform.agency, section.section_id, bidders[0].address, random_hash())
 
 
@@ -2000,11 +2198,12 @@ def test_views_through_a_whole_tender(platform: Platform, ending: str) -> None:
             for name, bidder in [("winner", winner), ("second", second), ("careless", careless), ("unlucky", unlucky)]
         }
 
-    assert bid_cover(platform, section_id, winner.address) == (CoverKind.GUARANTEE, guarantee_id)
+    assert bid_cover(platform, section_id, winner.address) == (CoverKind.GUARANTEE, ZERO32)  # until the reveal
     assert releasable() == {"winner": False, "second": False, "careless": False, "unlucky": False}
     assert all(grounds_holding(platform, section_id, b.address) == set() for b in platform.bidders[:5])
 
     pass_deadline(platform, section)
+    assert bid_cover(platform, section_id, winner.address) == (CoverKind.GUARANTEE, guarantee_id)
     assert releasable() == {"winner": False, "second": False, "careless": False, "unlucky": False}
     open_all(platform, section, [winner, second, third])
     tenders.record_decryption_failure(agency, section_id, careless.address, True, random_hash())
@@ -2075,11 +2274,3 @@ def test_views_on_failed_tenders(platform: Platform, failed: SectionRef) -> None
         assert grounds_holding(platform, section.section_id, account) == grounds
 
 
-def test_a_salt_without_a_guarantee_is_refused(platform: Platform) -> None:
-    section = new_section(platform)
-    bidder = platform.bidders[0]
-    with pytest.raises(errors.TenderRegistryInvalidCover):
-        platform.tenders.commit_bid(
-            bidder, section.section_id, random_hash(), guarantee_salt=random_hash(), deposit_ref=fresh_id("deposit")
-        )
-    assert platform.tenders.bid(section.section_id, bidder.address).status == BidStatus.NONE

@@ -9,7 +9,8 @@ import {IConsortium, ITenderRegistry, ClaimGround, CoverKind} from "./Interfaces
 /// @dev Only ids, hashes, accounts, amounts (in fen) and times are stored: the letter itself stays off
 /// chain and is tied to the record by its hash. A guarantee may name its section only through a sealed
 /// reference `keccak256(abi.encode(sectionId, salt))`, so that the guarantor's records need not say
-/// which tender the applicant bids for; the bid commit proves the link with the salt.
+/// which tender the applicant bids for. A bid commits only to a blinded cover; its cover is revealed,
+/// and a guarantee bound to the bid here, from the section's opening time on, with the salt.
 /// The letter's hash is anchored in the `GuaranteeIssued` event rather than in storage: no rule reads
 /// it, and a verifier needs the event's transaction and block as evidence anyway.
 contract GuaranteeRegistry {
@@ -38,6 +39,7 @@ contract GuaranteeRegistry {
         address applicant;
         uint96 amount;
         address beneficiary;
+        uint64 issuedAt; // chain time of the issue: a guarantee issued at or after a deadline cannot cover that bid
         bytes32 sectionRef;
     }
 
@@ -81,7 +83,7 @@ contract GuaranteeRegistry {
     error GuaranteeRegistryUnknownGuarantee(bytes32 guaranteeId);
     /// @notice The section named by the guarantee does not exist.
     error GuaranteeRegistryUnknownSection(bytes32 sectionId);
-    /// @notice The section's bid deadline has passed.
+    /// @notice The section's bid deadline has passed (at issue, or when the guarantee was issued).
     error GuaranteeRegistryAfterDeadline(bytes32 sectionId, uint256 openingTime, uint256 nowTime);
     /// @notice The guarantee's validity has already ended, or ends before `nowTime`.
     error GuaranteeRegistryValidityEnded(bytes32 guaranteeId, uint256 validUntil, uint256 nowTime);
@@ -128,10 +130,8 @@ contract GuaranteeRegistry {
         uint256 validUntil,
         bytes32 letterHash
     );
-    /// @notice A bid commit relied on the guarantee.
+    /// @notice A bid's revealed cover is this guarantee: from here on the guarantor knows the section.
     event GuaranteeBound(bytes32 indexed guaranteeId, bytes32 indexed sectionId, address indexed bidder);
-    /// @notice The bid that relied on the guarantee was withdrawn before the deadline.
-    event GuaranteeUnbound(bytes32 indexed guaranteeId);
     /// @notice The beneficiary claimed on a recorded ground.
     event GuaranteeClaimed(bytes32 indexed guaranteeId, bytes32 indexed sectionId, ClaimGround ground, bytes32 evidenceHash);
     /// @notice The guarantor paid a claim.
@@ -165,8 +165,7 @@ contract GuaranteeRegistry {
 
     /// @notice Issue a guarantee as the calling guarantor.
     /// @dev With an open section reference the deadline and the beneficiary are checked at once; with a
-    /// sealed one they are checked when a bid commit relies on the guarantee, which can only happen
-    /// before the deadline.
+    /// sealed one they are checked when a bid's revealed cover binds it, against the time of issue.
     function issue(bytes32 guaranteeId, GuaranteeTerms calldata terms) external onlyRole(_ROLE_GUARANTOR) {
         if (guaranteeId == bytes32(0)) revert GuaranteeRegistryZeroValue("guaranteeId");
         if (terms.sectionRef == bytes32(0)) revert GuaranteeRegistryZeroValue("sectionRef");
@@ -200,6 +199,7 @@ contract GuaranteeRegistry {
             applicant: terms.applicant,
             amount: terms.amount,
             beneficiary: terms.beneficiary,
+            issuedAt: uint64(block.timestamp),
             sectionRef: terms.sectionRef
         });
         emit GuaranteeIssued(
@@ -216,7 +216,9 @@ contract GuaranteeRegistry {
     }
 
     /// @notice Check that the guarantee covers `bidder`'s bid in `sectionId` and mark it as relied upon.
-    /// @dev Called by the tender registry inside a bid commit, so every failure reverts the commit.
+    /// @dev Called by the tender registry when the bid's cover is revealed (after the deadline), so every
+    /// failure reverts the reveal; `openingTime` is the section's deadline, before which it must have
+    /// been issued.
     function bind(
         bytes32 guaranteeId,
         address bidder,
@@ -224,7 +226,8 @@ contract GuaranteeRegistry {
         bytes32 salt,
         address tenderer,
         uint256 bond,
-        uint256 requiredValidUntil
+        uint256 requiredValidUntil,
+        uint256 openingTime
     ) external onlyTenderRegistry {
         Guarantee storage guarantee = _guarantees[guaranteeId];
         GuaranteeState state = guarantee.state;
@@ -237,18 +240,15 @@ contract GuaranteeRegistry {
         }
         bytes32 expectedRef = guarantee.sealedRef ? keccak256(abi.encode(sectionId, salt)) : sectionId;
         if (guarantee.sectionRef != expectedRef) revert GuaranteeRegistrySectionMismatch(guaranteeId, sectionId);
+        if (guarantee.issuedAt >= openingTime) {
+            revert GuaranteeRegistryAfterDeadline(sectionId, openingTime, guarantee.issuedAt);
+        }
         if (guarantee.amount < bond) revert GuaranteeRegistryAmountBelowBond(guaranteeId, guarantee.amount, bond);
         if (guarantee.validUntil < requiredValidUntil) {
             revert GuaranteeRegistryValidityTooShort(guaranteeId, guarantee.validUntil, requiredValidUntil);
         }
         guarantee.bound = true;
         emit GuaranteeBound(guaranteeId, sectionId, bidder);
-    }
-
-    /// @notice Free the guarantee after the bid that relied on it was withdrawn before the deadline.
-    function unbind(bytes32 guaranteeId) external onlyTenderRegistry {
-        _guarantees[guaranteeId].bound = false;
-        emit GuaranteeUnbound(guaranteeId);
     }
 
     /// @notice Cancel, as its issuer, a guarantee that no bid relies on.

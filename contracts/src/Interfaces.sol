@@ -25,7 +25,7 @@ enum CoverKind {
 interface ITenderRegistry {
     /// @notice The section's bid deadline and its tenderer (zero for an unknown section).
     function deadlineOf(bytes32 sectionId) external view returns (uint64 openingTime, address tenderer);
-    /// @notice How the bid of `bidder` in `sectionId` covers its bond.
+    /// @notice How the bid of `bidder` in `sectionId` covers its bond, once revealed (zero cover until then).
     function bidCover(bytes32 sectionId, address bidder) external view returns (CoverKind kind, bytes32 cover);
     /// @notice Whether the recorded facts of the section support a claim on `ground` against `bidder`.
     function claimGroundHolds(bytes32 sectionId, address bidder, ClaimGround ground) external view returns (bool);
@@ -35,7 +35,8 @@ interface ITenderRegistry {
 
 /// @notice What the tender registry asks of the guarantee registry.
 interface IGuaranteeRegistry {
-    /// @notice Check that a guarantee covers a bid and mark it as relied upon; reverts with the reason if not.
+    /// @notice Check that a guarantee covers a bid whose cover is revealed and mark it as relied upon;
+    /// reverts with the reason if not.
     function bind(
         bytes32 guaranteeId,
         address bidder,
@@ -43,10 +44,9 @@ interface IGuaranteeRegistry {
         bytes32 salt,
         address tenderer,
         uint256 bond,
-        uint256 requiredValidUntil
+        uint256 requiredValidUntil,
+        uint256 openingTime
     ) external;
-    /// @notice A bid that relied on the guarantee was withdrawn before the deadline.
-    function unbind(bytes32 guaranteeId) external;
     /// @notice The tender registry this guarantee registry trusts for bid facts.
     function tenderRegistry() external view returns (address);
 }

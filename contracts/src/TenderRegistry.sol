@@ -9,7 +9,8 @@ import {IConsortium, IGuaranteeRegistry, ITenderRegistry, ClaimGround, CoverKind
 /// (chain time), no opening step before it, a failed tender (流标) whenever fewer valid bids than the
 /// section's minimum remain, an award only after the witnesses' quorum attested the opening record and
 /// every objection was answered. Bid contents never come here: only the hash of the ciphertext, the
-/// hash of the announced fields once opened, and the reference of the bid bond's cover.
+/// hash of the announced fields once opened, and a blinded commitment to the bid bond's cover, opened
+/// only from the opening time on (密文保函: no guarantor learns before the opening who bids where).
 contract TenderRegistry is ITenderRegistry {
     uint256 private constant _ROLE_TENDERER = 1 << 1;
     uint256 private constant _ROLE_AGENCY = 1 << 2;
@@ -29,7 +30,9 @@ contract TenderRegistry is ITenderRegistry {
     }
 
     /// @notice Where a bid stands. `Withdrawn` is the bidder's own withdrawal before the deadline;
-    /// the two `DecryptionFailed` states follow 电子招标投标办法 art. 31 (caused by the bidder or not).
+    /// the two `DecryptionFailed` states follow 电子招标投标办法 art. 31 (caused by the bidder or not);
+    /// `CoverRejected` is a bid whose cover commitment could not be opened to a valid cover at the
+    /// opening: it is not a valid bid.
     enum BidStatus {
         None,
         Committed,
@@ -37,7 +40,8 @@ contract TenderRegistry is ITenderRegistry {
         Opened,
         DecryptionFailedBidderCaused,
         DecryptionFailedNotBidderCaused,
-        WithdrawnAfterDeadline
+        WithdrawnAfterDeadline,
+        CoverRejected
     }
 
     /// @notice Terms of a section, fixed when it is added.
@@ -87,19 +91,22 @@ contract TenderRegistry is ITenderRegistry {
         bytes32 openingRecordHash;
     }
 
-    /// @dev `phase` zero means committed, so that a commit covered by a guarantee writes two slots.
+    /// @dev `phase` zero means committed, so that a first commit writes two slots. The cover (kind and
+    /// guarantee id or deposit reference) is known only once revealed, from the opening time on.
     struct Bid {
         bytes32 ciphertextHash;
-        bytes32 cover;
+        bytes32 coverCommitment;
         BidStatus phase;
         CoverKind coverKind;
+        bool coverRevealed;
         bytes32 announcedHash;
+        bytes32 cover;
     }
 
     /// @notice One bid's decryption outcome, for recording a whole opening in a few transactions.
     struct Outcome {
         address bidder;
-        BidStatus status; // Opened, DecryptionFailedBidderCaused or DecryptionFailedNotBidderCaused
+        BidStatus status; // Opened, DecryptionFailedBidderCaused, DecryptionFailedNotBidderCaused or CoverRejected
         bytes32 hash; // the announced fields' hash if opened, else the failure's evidence hash
     }
 
@@ -163,9 +170,16 @@ contract TenderRegistry is ITenderRegistry {
     error TenderRegistryBidExists(bytes32 sectionId, address bidder);
     /// @notice The bid is not in the status the action needs.
     error TenderRegistryInvalidBidStatus(bytes32 sectionId, address bidder, BidStatus status);
-    /// @notice A bid names exactly one cover: a guarantee or a cash deposit reference (and a salt only
-    /// with a guarantee).
+    /// @notice A bid's cover commitment is zero, or a revealed cover names no guarantee or deposit.
     error TenderRegistryInvalidCover(bytes32 sectionId);
+    /// @notice The revealed cover does not open the bid's cover commitment.
+    error TenderRegistryCoverMismatch(bytes32 sectionId, address bidder);
+    /// @notice The bid's cover has already been revealed.
+    error TenderRegistryCoverAlreadyRevealed(bytes32 sectionId, address bidder);
+    /// @notice The bid's cover has not been revealed yet, so it cannot count as opened.
+    error TenderRegistryCoverNotRevealed(bytes32 sectionId, address bidder);
+    /// @notice Only the section's agency or the bidder itself may reveal a bid's cover.
+    error TenderRegistryNotAgencyOrBidder(bytes32 sectionId, address account);
     /// @notice Some live bids still lack a decryption outcome.
     error TenderRegistryOutcomesPending(bytes32 sectionId, uint256 pending);
     /// @notice The hash is not the section's opening record.
@@ -186,7 +200,8 @@ contract TenderRegistry is ITenderRegistry {
     error TenderRegistrySharesAlreadyPublished(bytes32 sectionId, address witness);
     /// @notice Only the section's witnesses and its agency may report an early-access attempt.
     error TenderRegistryNotWitnessOrAgency(bytes32 sectionId, address account);
-    /// @notice A batch outcome is not one of Opened, DecryptionFailedBidderCaused, DecryptionFailedNotBidderCaused.
+    /// @notice A batch outcome is not one of Opened, DecryptionFailedBidderCaused, DecryptionFailedNotBidderCaused,
+    /// CoverRejected.
     error TenderRegistryInvalidOutcome(bytes32 sectionId, address bidder, BidStatus status);
     /// @notice The guarantee registry does not point back to this registry.
     error TenderRegistryMiswired(address guaranteeRegistry, address pointsTo);
@@ -206,10 +221,12 @@ contract TenderRegistry is ITenderRegistry {
     );
     /// @notice The section's opening public key was anchored.
     event OpeningKeySet(bytes32 indexed sectionId, bytes32 keyHash);
-    /// @notice A sealed bid's commitment was anchored before the deadline.
-    event BidCommitted(
-        bytes32 indexed sectionId, address indexed bidder, bytes32 ciphertextHash, CoverKind coverKind, bytes32 cover
-    );
+    /// @notice A sealed bid's commitment and its blinded cover commitment were anchored before the deadline.
+    event BidCommitted(bytes32 indexed sectionId, address indexed bidder, bytes32 ciphertextHash, bytes32 coverCommitment);
+    /// @notice A bid's cover was revealed at the opening (a guarantee is bound in the same transaction).
+    event CoverRevealed(bytes32 indexed sectionId, address indexed bidder, CoverKind kind, bytes32 cover);
+    /// @notice The agency recorded that a bid's cover could not be revealed to a valid cover.
+    event CoverRejected(bytes32 indexed sectionId, address indexed bidder, bytes32 evidenceHash);
     /// @notice A bidder replaced its sealed bid before the deadline.
     event BidReplaced(bytes32 indexed sectionId, address indexed bidder, bytes32 ciphertextHash);
     /// @notice A bidder withdrew its bid before the deadline.
@@ -333,50 +350,32 @@ contract TenderRegistry is ITenderRegistry {
     // ------------------------------------------------------------------ bids, before the deadline
 
     /// @notice Commit a sealed bid, as a bidder member, before the deadline.
+    /// @dev Nothing about the cover goes on chain here, so that no consortium member (guarantors
+    /// included) learns from the commit which guarantee or deposit backs which section's bid.
     /// @param ciphertextHash Hash of the sealed (encrypted) bid document.
-    /// @param guaranteeId The guarantee covering the bid bond, or zero for a cash deposit.
-    /// @param guaranteeSalt The salt of the guarantee's sealed section reference (zero if not sealed).
-    /// @param depositRef The cash deposit's reference, or zero when a guarantee covers the bond.
-    function commitBid(
-        bytes32 sectionId,
-        bytes32 ciphertextHash,
-        bytes32 guaranteeId,
-        bytes32 guaranteeSalt,
-        bytes32 depositRef
-    ) external onlyRole(_ROLE_BIDDER) {
+    /// @param coverCommitment `coverCommitmentOf(sectionId, bidder, kind, cover, salt)`: the bid bond's
+    /// cover blinded by a random salt known to the bidder and the platform, revealed at the opening.
+    function commitBid(bytes32 sectionId, bytes32 ciphertextHash, bytes32 coverCommitment)
+        external
+        onlyRole(_ROLE_BIDDER)
+    {
         Section storage section = _sections[sectionId];
         _checkBeforeDeadline(sectionId, section);
         if (!section.hasOpeningKey) revert TenderRegistryOpeningKeyMissing(sectionId);
         if (ciphertextHash == bytes32(0)) revert TenderRegistryZeroValue("ciphertextHash");
-        if ((guaranteeId == bytes32(0)) == (depositRef == bytes32(0))) revert TenderRegistryInvalidCover(sectionId);
-        if (guaranteeId == bytes32(0) && guaranteeSalt != bytes32(0)) revert TenderRegistryInvalidCover(sectionId);
+        if (coverCommitment == bytes32(0)) revert TenderRegistryInvalidCover(sectionId);
         Bid storage bid = _bids[sectionId][msg.sender];
         BidStatus status = _bidStatus(bid);
         if (status == BidStatus.Committed) revert TenderRegistryBidExists(sectionId, msg.sender);
-        CoverKind coverKind;
-        bytes32 cover;
-        if (guaranteeId != bytes32(0)) {
-            coverKind = CoverKind.Guarantee;
-            cover = guaranteeId;
-            uint256 validUntil = uint256(section.openingTime) + section.bidValidityPeriod;
-            _guaranteeRegistry.bind(
-                guaranteeId, msg.sender, sectionId, guaranteeSalt, section.tenderer, section.bidBond, validUntil
-            );
-        } else {
-            coverKind = CoverKind.CashDeposit;
-            cover = depositRef;
-        }
         bid.ciphertextHash = ciphertextHash;
-        bid.cover = cover;
-        if (status != BidStatus.None || coverKind != CoverKind.Guarantee) {
-            bid.phase = BidStatus.None;
-            bid.coverKind = coverKind;
-        }
+        bid.coverCommitment = coverCommitment;
+        // Only a bid withdrawn before the deadline can be committed again; its cover was never revealed.
+        if (status != BidStatus.None) bid.phase = BidStatus.None;
         // Cannot overflow: a uint32 of live bids would need four billion commit transactions.
         unchecked {
             section.liveBids += 1;
         }
-        emit BidCommitted(sectionId, msg.sender, ciphertextHash, coverKind, cover);
+        emit BidCommitted(sectionId, msg.sender, ciphertextHash, coverCommitment);
     }
 
     /// @notice Replace the sealed document of one's live bid before the deadline; the cover stays.
@@ -389,7 +388,8 @@ contract TenderRegistry is ITenderRegistry {
         emit BidReplaced(sectionId, msg.sender, ciphertextHash);
     }
 
-    /// @notice Withdraw one's live bid before the deadline; a guarantee it relied on is freed.
+    /// @notice Withdraw one's live bid before the deadline. No guarantee was bound yet (covers are
+    /// revealed only at the opening), so there is nothing to free.
     function withdrawBid(bytes32 sectionId) external {
         Section storage section = _sections[sectionId];
         _checkBeforeDeadline(sectionId, section);
@@ -397,7 +397,51 @@ contract TenderRegistry is ITenderRegistry {
         bid.phase = BidStatus.Withdrawn;
         section.liveBids -= 1;
         emit BidWithdrawn(sectionId, msg.sender);
-        if (bid.coverKind == CoverKind.Guarantee) _guaranteeRegistry.unbind(bid.cover);
+    }
+
+    // ------------------------------------------------------------------ covers, from the opening time on
+
+    /// @notice Reveal a bid's cover, as the section's agency or the bidder itself, from the opening time
+    /// on; a guarantee is checked and bound to the bid here (`GuaranteeBound`), which is how its
+    /// guarantor learns the section. Allowed once, for any bid that was live at the deadline and has
+    /// not been rejected for its cover, so that a claim on the guarantee of a bidder who withdrew after
+    /// the deadline or failed its decryption can still be made.
+    /// @param kind A guarantee or a cash deposit.
+    /// @param cover The guarantee id, or the cash deposit's reference hash.
+    /// @param salt The blinding salt; for a guarantee with a sealed section reference, also its salt.
+    function revealCover(bytes32 sectionId, address bidder, CoverKind kind, bytes32 cover, bytes32 salt) external {
+        Section storage section = _existingSection(sectionId);
+        if (msg.sender != section.agency && msg.sender != bidder) {
+            revert TenderRegistryNotAgencyOrBidder(sectionId, msg.sender);
+        }
+        _checkAfterDeadline(sectionId, section);
+        Bid storage bid = _bids[sectionId][bidder];
+        BidStatus status = _bidStatus(bid);
+        if (status == BidStatus.None || status == BidStatus.Withdrawn || status == BidStatus.CoverRejected) {
+            revert TenderRegistryInvalidBidStatus(sectionId, bidder, status);
+        }
+        if (bid.coverRevealed) revert TenderRegistryCoverAlreadyRevealed(sectionId, bidder);
+        if (cover == bytes32(0)) revert TenderRegistryInvalidCover(sectionId);
+        if (bid.coverCommitment != coverCommitmentOf(sectionId, bidder, kind, cover, salt)) {
+            revert TenderRegistryCoverMismatch(sectionId, bidder);
+        }
+        bid.coverKind = kind;
+        bid.coverRevealed = true;
+        bid.cover = cover;
+        emit CoverRevealed(sectionId, bidder, kind, cover);
+        if (kind == CoverKind.Guarantee) {
+            uint256 openingTime = section.openingTime;
+            _guaranteeRegistry.bind(
+                cover,
+                bidder,
+                sectionId,
+                salt,
+                section.tenderer,
+                section.bidBond,
+                openingTime + section.bidValidityPeriod,
+                openingTime
+            );
+        }
     }
 
     // ------------------------------------------------------------------ opening, after the deadline
@@ -418,6 +462,7 @@ contract TenderRegistry is ITenderRegistry {
 
     /// @notice Record, as agency, the decryption outcomes of many bids at once (same rules and events as
     /// `recordBidOpened` and `recordDecryptionFailure`), so that a large opening needs few transactions.
+    /// `CoverRejected` marks a bid whose cover was not revealed because it opens to no valid cover.
     function recordOutcomes(bytes32 sectionId, Outcome[] calldata outcomes) external {
         Section storage section = _openingSection(sectionId);
         uint256 count = outcomes.length;
@@ -428,6 +473,8 @@ contract TenderRegistry is ITenderRegistry {
                 _recordOpened(sectionId, section, outcome.bidder, outcome.hash);
             } else if (status == BidStatus.DecryptionFailedBidderCaused || status == BidStatus.DecryptionFailedNotBidderCaused) {
                 _recordFailure(sectionId, section, outcome.bidder, status == BidStatus.DecryptionFailedBidderCaused, outcome.hash);
+            } else if (status == BidStatus.CoverRejected) {
+                _recordCoverRejected(sectionId, section, outcome.bidder, outcome.hash);
             } else {
                 revert TenderRegistryInvalidOutcome(sectionId, outcome.bidder, status);
             }
@@ -601,9 +648,28 @@ contract TenderRegistry is ITenderRegistry {
     /// @inheritdoc ITenderRegistry
     function bidCover(bytes32 sectionId, address bidder) external view returns (CoverKind kind, bytes32 cover) {
         Bid storage bid = _bids[sectionId][bidder];
-        BidStatus status = _bidStatus(bid);
-        if (status == BidStatus.None || status == BidStatus.Withdrawn) return (CoverKind.Guarantee, bytes32(0));
+        if (!bid.coverRevealed) return (CoverKind.Guarantee, bytes32(0));
         return (bid.coverKind, bid.cover);
+    }
+
+    /// @notice A bid's cover commitment and, once revealed, its cover (zero kind and cover until then).
+    function coverOf(bytes32 sectionId, address bidder)
+        external
+        view
+        returns (bytes32 commitment, bool revealed, CoverKind kind, bytes32 cover)
+    {
+        Bid storage bid = _bids[sectionId][bidder];
+        return (bid.coverCommitment, bid.coverRevealed, bid.coverKind, bid.cover);
+    }
+
+    /// @notice The blinded cover commitment a bid carries: `keccak256(abi.encode(sectionId, bidder, kind,
+    /// cover, salt))`. Binding the section and the bidder stops a commitment being replayed elsewhere.
+    function coverCommitmentOf(bytes32 sectionId, address bidder, CoverKind kind, bytes32 cover, bytes32 salt)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(sectionId, bidder, kind, cover, salt));
     }
 
     /// @inheritdoc ITenderRegistry
@@ -622,7 +688,7 @@ contract TenderRegistry is ITenderRegistry {
     function bondReleasable(bytes32 sectionId, address bidder) external view returns (bool) {
         Section storage section = _sections[sectionId];
         BidStatus status = _bidStatus(_bids[sectionId][bidder]);
-        if (status == BidStatus.None || status == BidStatus.Withdrawn) return true;
+        if (status == BidStatus.None || status == BidStatus.Withdrawn || status == BidStatus.CoverRejected) return true;
         if (status == BidStatus.DecryptionFailedBidderCaused || status == BidStatus.WithdrawnAfterDeadline) return false;
         if (section.status == SectionStatus.FailedTender) return true;
         if (status == BidStatus.DecryptionFailedNotBidderCaused) return section.status != SectionStatus.Bidding;
@@ -656,7 +722,8 @@ contract TenderRegistry is ITenderRegistry {
         return _openingKeys[sectionId];
     }
 
-    /// @notice A bid's status, commitment, cover and announced-fields (or failure evidence) hash.
+    /// @notice A bid's status, commitment, cover (zero until revealed) and announced-fields (or failure
+    /// evidence) hash.
     function bidOf(bytes32 sectionId, address bidder)
         external
         view
@@ -751,6 +818,7 @@ contract TenderRegistry is ITenderRegistry {
     function _recordOpened(bytes32 sectionId, Section storage section, address bidder, bytes32 announcedHash) private {
         if (announcedHash == bytes32(0)) revert TenderRegistryZeroValue("announcedHash");
         Bid storage bid = _liveBid(sectionId, bidder, BidStatus.Committed);
+        if (!bid.coverRevealed) revert TenderRegistryCoverNotRevealed(sectionId, bidder);
         bid.phase = BidStatus.Opened;
         bid.announcedHash = announcedHash;
         section.outcomes += 1;
@@ -771,6 +839,18 @@ contract TenderRegistry is ITenderRegistry {
         bid.announcedHash = evidenceHash;
         section.outcomes += 1;
         emit BidDecryptionFailed(sectionId, bidder, bidderCaused, evidenceHash);
+    }
+
+    function _recordCoverRejected(bytes32 sectionId, Section storage section, address bidder, bytes32 evidenceHash)
+        private
+    {
+        if (evidenceHash == bytes32(0)) revert TenderRegistryZeroValue("evidenceHash");
+        Bid storage bid = _liveBid(sectionId, bidder, BidStatus.Committed);
+        if (bid.coverRevealed) revert TenderRegistryCoverAlreadyRevealed(sectionId, bidder);
+        bid.phase = BidStatus.CoverRejected;
+        bid.announcedHash = evidenceHash;
+        section.outcomes += 1;
+        emit CoverRejected(sectionId, bidder, evidenceHash);
     }
 
     function _setOpeningKey(bytes32 sectionId, Section storage section, bytes calldata openingKey) private {

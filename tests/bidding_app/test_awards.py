@@ -31,6 +31,7 @@ def test_award_then_contract_signed(clients: Clients, platform: Platform) -> Non
     refused({"winner_id": winner.id, "summary": "评标第一名"}, "award_refused", "开标尚未结束")
     sid = bytes.fromhex(section.chain_id[2:])
     platform.backend.advance_to(section.opening_time)
+    clients.drain()  # the opening hall starts and reveals the bids' covers (密文保函) for the agency
     for index in range(3):
         bidder_address = clients.organisation(Role.BIDDER, index).address
         assert bidder_address

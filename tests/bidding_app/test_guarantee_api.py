@@ -285,6 +285,7 @@ def test_release_non_winner_at_once_winner_after_the_contract(clients: Clients, 
     upload(cash, section, os.urandom(32))
     clients.drain()
     platform.backend.advance_to(section.opening_time)
+    clients.drain()  # the opening hall starts and reveals the covers (密文保函): guarantees bind now
     bidders = [m.signer for m in clients.config.with_role(Role.BIDDER)[:3]]
     for signer in bidders:
         platform.tenders.record_bid_opened(platform.agency, sid, signer.address, os.urandom(32))

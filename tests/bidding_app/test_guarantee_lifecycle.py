@@ -138,6 +138,7 @@ def test_guarantee_lifecycle_through_the_platform(clients: Clients, platform: Pl
 
     # The opening: bidder 0's envelope fails to decrypt by its own fault, the others open; too few: 流标.
     platform.backend.advance_to(section.opening_time)
+    clients.drain()  # the opening hall starts and reveals the covers (密文保函): guarantees bind now
     cancel_late = step(guarantor, second, "cancel")
     assert cancel_late.status_code == 409 and "不能撤销" in cancel_late.get_data(as_text=True)
     agency = platform.agency

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import sqlalchemy as sa
 
@@ -10,7 +12,7 @@ from bidding_app.db import db
 from bidding_app.models import Bid, OutboxEntry, OutboxLease, Section
 from bidding_app.outbox import OutboxSender
 from contracts.client import Signer
-from contracts.records import BidStatus, Role
+from contracts.records import BidCover, BidStatus, Role
 from tests.bidding_app.conftest import Clients, api_draft
 from tests.bidding_app.test_bids import api_client, placed_bid, register, upload
 from tests.helpers import Platform
@@ -67,13 +69,16 @@ def test_crash_between_steps_neither_loses_nor_duplicates(clients: Clients, plat
 
 
 def test_a_write_the_contract_refuses_fails_with_its_error(clients: Clients, platform: Platform) -> None:
-    _section, bidder = placed_bid(clients, platform, b"sealed", cover_kind="guarantee",
-                                  cover_ref="BH-NO-SUCH-GUARANTEE")
+    section, bidder = placed_bid(clients, platform, b"sealed")
+    # Before the outbox sends it, the same organisation's key commits a bid there by another program.
+    signer = clients.config.with_role(Role.BIDDER)[0].signer
+    section_id = bytes.fromhex(section.chain_id[2:])
+    platform.tenders.commit_bid(signer, section_id, os.urandom(32), BidCover.deposit(os.urandom(32)))
     clients.drain()
     with clients.app.app_context():
         entry = db.session.scalars(sa.select(OutboxEntry).where(OutboxEntry.action == "commit_bid")).one()
         bid = db.session.scalars(sa.select(Bid)).one()
-    assert entry.status == "failed" and entry.error_code and entry.error_code.startswith("GuaranteeRegistry")
+    assert entry.status == "failed" and entry.error_code == "TenderRegistryBidExists"
     assert bid.status == "failed" and bid.error_code == entry.error_code
     page = bidder.get(f"/bids/{bid.id}").get_data(as_text=True)
     assert "链上拒绝" in page and entry.error_code in page

@@ -17,9 +17,10 @@ from hexbytes import HexBytes
 from chain_node.network import rpc_call
 from contracts.client import Signer
 from contracts.deploy import ConsortiumConfig, load_config
+from contracts.records import BidCover
 from contracts.toolchain import PROJECT_ROOT
 from tests.backends import STARTERS, TEST_ACCOUNT_KEYS, Backend
-from tests.helpers import fresh_id, new_section, random_hash
+from tests.helpers import commit_bid, fresh_id, new_section, random_hash
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -269,7 +270,7 @@ def test_proof_bundle_verifies_offline_and_names_each_failure(net: Backend, tmp_
     section = new_section(platform)
     bidder = platform.bidders[0]
     ciphertext = random_hash()
-    result = platform.tenders.commit_bid(bidder, section.section_id, ciphertext, deposit_ref=fresh_id("deposit"))
+    result = commit_bid(platform, bidder, section.section_id, ciphertext, BidCover.deposit(fresh_id("deposit")))
 
     bundle = rpc_call(net.rpc_urls[2], "jz_getProof", [result.tx_hash])
     bundle_path = tmp_path / "bundle.json"

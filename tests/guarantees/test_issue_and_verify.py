@@ -7,12 +7,12 @@ import dataclasses
 import pytest
 
 from contracts.client import Signer
-from contracts.records import ClaimGround
+from contracts.records import BidCover, ClaimGround
 from guarantees import letter, lifecycle, verify
 from guarantees.errors import NotAPdf
 from guarantees.records import Verdict
 from tests.guarantees.support import application, issue
-from tests.helpers import Platform, commit_with_deposit, new_section, pass_deadline, random_hash
+from tests.helpers import Platform, commit_bid, commit_with_deposit, new_section, pass_deadline, random_hash
 
 OUTSIDER_KEY = "0x" + "11" * 32
 
@@ -100,9 +100,9 @@ def test_cancelled_released_claimed_expired(platform: Platform) -> None:
     lifecycle.release(deployment, tenderer, released.number, section.section_id)
     claimed_app = application(platform, section, platform.bidders[2], sealed=False)
     claimed = issue(platform, claimed_app)
-    platform.tenders.commit_bid(
-        platform.bidders[2], section.section_id, random_hash(), guarantee_id=claimed.guarantee_id
-    )
+    commit_bid(platform,
+        platform.bidders[2], section.section_id, random_hash(), BidCover.guarantee(claimed.guarantee_id
+    ))
     short_app = application(platform, section, platform.bidders[3], sealed=False, valid_until=section.opening_time + 60)
     facts = lifecycle.section_facts(deployment, section.section_id)
     # The short validity is below what the section needs: refused by the app, issued here directly to

@@ -8,12 +8,13 @@ import dataclasses
 import pytest
 
 from contracts import errors as chain_errors
-from contracts.records import ClaimGround, GuaranteeState
+from contracts.records import BidCover, ClaimGround, GuaranteeState
 from guarantees import errors, lifecycle
 from guarantees.records import Decision, ManualDecision, PremiumTerms, UnderwritingRules
 from tests.guarantees.support import PREMIUM, application, approve_and_pay, issue
 from tests.helpers import (
     Platform,
+    commit_bid,
     commit_with_deposit,
     new_section,
     open_all,
@@ -160,12 +161,13 @@ def test_cancel_rules(platform: Platform) -> None:
     deployment, guarantor = platform.deployment, platform.guarantors[0]
     section = new_section(platform)
     bound = issue(platform, application(platform, section, platform.bidders[0], sealed=False))
-    platform.tenders.commit_bid(platform.bidders[0], section.section_id, random_hash(), guarantee_id=bound.guarantee_id)
+    commit_bid(platform, platform.bidders[0], section.section_id, random_hash(), BidCover.guarantee(bound.guarantee_id))
+    free = issue(platform, application(platform, section, platform.bidders[1]))
+    pass_deadline(platform, section)  # the reveal binds it
     with pytest.raises(errors.NotCancellable):
         lifecycle.cancel(deployment, guarantor, bound.number)
     with pytest.raises(chain_errors.GuaranteeRegistryBound):
         platform.guarantees.cancel(guarantor, bound.guarantee_id)
-    free = issue(platform, application(platform, section, platform.bidders[1]))
     with pytest.raises(errors.WrongParty):
         lifecycle.cancel(deployment, platform.guarantors[1], free.number)
     lifecycle.cancel(deployment, guarantor, free.number)
@@ -191,12 +193,12 @@ def test_release_non_winners_at_once_winner_after_contract(platform: Platform) -
     issued = []
     for bidder in platform.bidders[:3]:
         guarantee = issue(platform, application(platform, section, bidder, sealed=False))
-        platform.tenders.commit_bid(bidder, section.section_id, random_hash(), guarantee_id=guarantee.guarantee_id)
+        commit_bid(platform, bidder, section.section_id, random_hash(), BidCover.guarantee(guarantee.guarantee_id))
         issued.append(guarantee)
     winner, *losers = issued
+    pass_deadline(platform, section)
     with pytest.raises(errors.NotReleasable):  # the tender is still running
         lifecycle.release(deployment, guarantor, losers[0].number, section.section_id)
-    pass_deadline(platform, section)
     open_all(platform, section, platform.bidders[:3])
     record = random_hash()
     platform.tenders.close_opening(platform.agency, section.section_id, record)
@@ -229,12 +231,11 @@ def test_claims_follow_from_chain_facts(platform: Platform) -> None:
     for index, bidder in enumerate(bidders):
         app = application(platform, section, bidder, sealed=index % 2 == 0)
         guarantee = issue(platform, app)
-        platform.tenders.commit_bid(
+        commit_bid(platform,
             bidder,
             section.section_id,
             random_hash(),
-            guarantee_id=guarantee.guarantee_id,
-            guarantee_salt=app.salt or b"\x00" * 32,
+            BidCover.guarantee(guarantee.guarantee_id, app.salt or None),
         )
         issued[bidder.address] = (app, guarantee)
     commit_with_deposit(platform, section, platform.bidders[4])
@@ -317,18 +318,12 @@ def test_sealed_guarantee_revealed_only_by_the_opening(platform: Platform) -> No
     assert stored.sealed_ref and stored.section_ref != section.section_id
     view = lifecycle.sealed_view(app, deployment)
     assert view.revealed is None and view.section_ref == stored.section_ref
-    platform.tenders.commit_bid(
-        platform.bidders[0],
-        section.section_id,
-        random_hash(),
-        guarantee_id=guarantee.guarantee_id,
-        guarantee_salt=app.salt,
-    )
-    assert lifecycle.reveal_section(deployment, guarantee.guarantee_id) is None  # bound, but not yet opened
-    pass_deadline(platform, section)
-    opened = platform.tenders.record_bid_opened(
-        platform.agency, section.section_id, platform.bidders[0].address, random_hash()
-    )
+    cover = BidCover.guarantee(guarantee.guarantee_id, app.salt)
+    platform.tenders.commit_bid(platform.bidders[0], section.section_id, random_hash(), cover)
+    assert lifecycle.reveal_section(deployment, guarantee.guarantee_id) is None  # relied on, but not yet opened
+    platform.backend.advance_to(section.opening_time)
+    assert lifecycle.reveal_section(deployment, guarantee.guarantee_id) is None  # nothing on chain says which
+    opened = platform.tenders.reveal_cover(platform.agency, section.section_id, platform.bidders[0].address, cover)
     revealed = lifecycle.reveal_section(deployment, guarantee.guarantee_id)
     assert revealed is not None
     assert revealed.section_id == section.section_id and revealed.tender_id == section.tender_id

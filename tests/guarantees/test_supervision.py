@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from contracts.records import SectionStatus
+from contracts.records import BidCover, SectionStatus
 from guarantees.records import AlertKind, GuaranteeRecord, SectionFacts
 from guarantees.supervision import cash_deposits_freed, records_from_chain, supervision_alerts
 from tests.guarantees.support import application, issue
-from tests.helpers import Platform, new_section, random_hash
+from tests.helpers import Platform, commit_bid, new_section, pass_deadline, random_hash
 
 TENDERER = "0x" + "22" * 20
 BIDDERS = ["0x" + f"{i:02x}" * 20 for i in (0xA1, 0xA2, 0xA3)]
@@ -98,16 +98,16 @@ def test_regulator_view_from_the_chain(platform: Platform) -> None:
     for index, bidder in enumerate(platform.bidders[:2]):
         app = application(platform, section, bidder, sealed=index == 0)
         issued = issue(platform, app)
-        platform.tenders.commit_bid(
+        commit_bid(platform,
             bidder,
             section.section_id,
             random_hash(),
-            guarantee_id=issued.guarantee_id,
-            guarantee_salt=app.salt or bytes(32),
+            BidCover.guarantee(issued.guarantee_id, app.salt or None),
         )
         covered.append(issued)
     spare = issue(platform, application(platform, section, platform.bidders[1], sealed=False))
     numbers = {g.guarantee_id: g.number for g in [*covered, spare]}
+    pass_deadline(platform, section)  # the opening reveals the bids' covers, binding the guarantees
     accounts = {covered[0].number: "6222 0001", covered[1].number: "6222 0001"}
     records, facts = records_from_chain(
         platform.deployment, numbers=numbers, premium_accounts=accounts, from_block=from_block

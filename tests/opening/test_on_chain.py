@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from contracts import errors
-from contracts.records import BidStatus, ClaimGround, SectionStatus
+from contracts.records import BidCover, BidStatus, ClaimGround, SectionStatus
 from opening import dkg
 from opening.chainio import anchor_opening, attest_opening, early_access_log, read_public_data
 from opening.cli import main as cli
@@ -29,7 +29,7 @@ from opening.witness import (
     release_shares,
     save_share,
 )
-from tests.helpers import Platform, SectionRef, commit_with_deposit, new_section, pass_deadline
+from tests.helpers import Platform, SectionRef, commit_bid, commit_with_deposit, new_section, pass_deadline
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ def test_whole_opening_on_chain(
     for number, bidder in enumerate(bidders):
         announced = {"price_fen": 5_000_000_00 - number, "duration_days": 120, "quality": "合格"}
         envelope = seal_bid(section.section_id, key, bidder.address, announced, os.urandom(3000), "技术标.pdf")
-        platform.tenders.commit_bid(bidder, section.section_id, commitment_of(envelope), deposit_ref=os.urandom(32))
+        commit_bid(platform, bidder, section.section_id, commitment_of(envelope), BidCover.deposit(os.urandom(32)))
         if number == 3:  # stored differently from what the bidder committed
             envelope = envelope[:-1] + bytes([envelope[-1] ^ 1])
         path = tmp_path / f"{bidder.address}.jzb"
@@ -234,8 +234,8 @@ def test_the_whole_opening_through_the_cli(
             "--announced", json.dumps({"price_fen": 700_000_00 + number, "quality": "合格"}),
             "--document", str(document), "--out", str(envelopes / f"{bidder.address}.jzb"),
         )  # fmt: skip
-        platform.tenders.commit_bid(
-            bidder, section.section_id, bytes.fromhex(commitment[2:]), deposit_ref=os.urandom(32)
+        commit_bid(platform,
+            bidder, section.section_id, bytes.fromhex(commitment[2:]), BidCover.deposit(os.urandom(32))
         )
     pass_deadline(platform, section)
 

@@ -1,7 +1,7 @@
 """awards and contract signing
 
 Revision ID: 0006_awards
-Revises: 0004_oversight
+Revises: 0005_cover_reveal
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_awards"
-down_revision = "0004_oversight"
+down_revision = "0005_cover_reveal"
 branch_labels = None
 depends_on = None
 
