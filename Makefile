@@ -7,7 +7,7 @@ STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 STAMP_SYS := build/.system-packages
 
-.PHONY: setup run test lint compile gas-report clean
+.PHONY: setup run demo test lint compile gas-report clean
 
 setup: $(STAMP_SYS) $(STAMP_PY) $(STAMP_NPM)
 
@@ -29,6 +29,9 @@ compile: setup
 
 run: compile
 	$(PY) scripts/run_local.py
+
+demo: compile
+	$(PY) scripts/demo.py
 
 lint: setup
 	$(PY) -m ruff check .

@@ -156,7 +156,14 @@ def deploy_consortium(rpc_url: str, config: Path, out: Path) -> dict[str, Any]:
 
 
 def start_platform(
-    rpc_url: str, deployment: Path, consortium: Path, port: int, *, folder: Path | None = None, announce: bool = True
+    rpc_url: str,
+    deployment: Path,
+    consortium: Path,
+    port: int,
+    *,
+    folder: Path | None = None,
+    announce: bool = True,
+    log: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start the web platform (scripts/run_platform.py) on a fresh database and wait until it answers;
     returns the process and its URL.
@@ -177,7 +184,9 @@ def start_platform(
         "--port", str(port),
         "--database-url", f"sqlite:///{folder / 'jianzheng.db'}",
     ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True)
+    output = None if log is None else open(log, "wb")  # noqa: SIM115 (the child keeps it; closed with us)
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, stdout=output,
+                               stderr=subprocess.STDOUT if output else None)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 90
     while True:

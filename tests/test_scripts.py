@@ -37,6 +37,17 @@ def test_run_local_can_use_anvil_as_the_reference(tmp_path: Path) -> None:
     assert "anvil" in result.stdout
 
 
+def test_make_demo_runs_a_whole_tender_through_the_platform(tmp_path: Path) -> None:
+    """`make demo`: every party through the platform's HTTP API on a 4-validator chain_node network."""
+    result = _run(str(SCRIPTS / "demo.py"), "--folder", str(tmp_path / "demo"), timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert out.count("唱标  ") == 5 and "撤销（密封到错误的开标公钥）" in out
+    for step in ("开标公钥上链", "保函上链", "承诺值上链", "开标记录上链", "异议（第 1 号）上链", "见证：交易",
+                 "定标上链", "合同签订上链", "被索赔并赔付", "已解除", "genuine_in_force", "演示完成"):
+        assert step in out, step
+
+
 def test_deploy_script_writes_a_manifest(tmp_path: Path) -> None:
     node = start_anvil()
     try:
