@@ -118,8 +118,9 @@ const handlers = {
   objection_anchored: (d) => log("异议哈希已上链", d),
   objection_numbered: (d) => {
     const item = document.querySelector(`#responses li[data-response-id="${d.response_id}"]`);
+    if (!item || item.querySelector("form")) return; // the page was rendered with the form already
     const form = answerForm(d.response_id);
-    if (item && form) item.append(form);
+    if (form) item.append(form);
   },
   answer: (d) => { log(`招标代理机构答复了 ${d.bidder} 的异议：“${d.text}”`); },
   answer_anchored: (d) => log("答复哈希已上链", d),

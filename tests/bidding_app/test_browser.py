@@ -248,5 +248,28 @@ def test_opening_hall_shows_the_announcements_live(served: str, platform: Platfo
             expect(page.locator("#result")).to_contain_text("开标有效", timeout=30_000)
             expect(page.locator("#record-links")).to_be_visible()
             snap(page, "5-opening-hall")
+
+            # After the record: the bidder objects in the page, the agency answers in its page once the
+            # objection is on chain, and a witness has the platform redo the opening and attests.
+            page.fill("#bidder-actions textarea[name=text]", "第二家报价的工期与招标文件要求不符")
+            page.click("#object")
+            expect(page.locator("#responses")).to_contain_text("第二家报价的工期")
+            agency_page = browser.new_context(locale="zh-CN").new_page()
+            sign_in(agency_page, served, dev_config.with_role(Role.AGENCY)[0].identifier)
+            answer_box = agency_page.locator("#responses textarea[name=text]")
+            for _ in range(60):  # the answer form appears once the objection is numbered on chain
+                agency_page.goto(f"{served}/sections/{section['id']}/hall")
+                if answer_box.count():
+                    break
+                time.sleep(0.5)
+            answer_box.fill("经核实，工期符合招标文件第三章的要求。")
+            agency_page.get_by_role("button", name="答复异议").click()
+            expect(agency_page.locator("#responses")).to_contain_text("答复：“经核实", timeout=30_000)
+            witness_page = browser.new_context(locale="zh-CN").new_page()
+            sign_in(witness_page, served, first.identifier)
+            witness_page.goto(f"{served}/sections/{section['id']}/hall")
+            witness_page.click("#attest")
+            expect(page.locator("#attestations")).to_contain_text("已见证", timeout=30_000)
+            snap(page, "6-opening-hall-after-record")
         finally:
             browser.close()
