@@ -20,9 +20,12 @@ from hexbytes import HexBytes
 from sqlalchemy.orm import Session
 
 from bidding_app import outbox
+from bidding_app.errors import InvalidInput
 from bidding_app.models import Bid, OutboxEntry, Section, now
 from contracts.client import Deployment
 from contracts.records import BidCover, CoverKind, id32
+from guarantees import errors, lifecycle
+from guarantees.errors import GuaranteeError
 
 REVEAL = "reveal_cover"
 ACTIONS = (REVEAL,)  # this module's outbox actions (bidding_app.outbox.FEATURE_MODULES)
@@ -44,6 +47,34 @@ def chain_cover(kind: str, reference: str, salt: str) -> BidCover:
 def commitment_of(section_chain_id: str, bidder_address: str, cover: BidCover) -> str:
     """The 0x cover commitment that `commitBid` carries for this bidder and section."""
     return "0x" + cover.commitment(bytes.fromhex(section_chain_id[2:]), bidder_address).hex()
+
+
+GUARANTEE_REFUSALS: dict[type[GuaranteeError], str] = {
+    errors.UnknownGuarantee: "链上没有该编号的保函",
+    errors.IllegalTransition: "该保函已撤销、解除、被索赔或已被其他投标使用",
+    errors.WrongParty: "该保函的申请人不是贵单位",
+    errors.InvalidApplication: "该保函不是为本标段出具的（或密封参考的盐值不对）",
+    errors.BeneficiaryNotTenderer: "该保函的受益人不是本项目的招标人",
+    errors.AmountBelowBond: "保函金额低于本标段的投标保证金",
+    errors.ValidityTooShort: "保函有效期短于投标有效期",
+}
+
+
+def check_guarantee_cover(deployment: Deployment, section: Section, bidder_address: str, kind: str,
+                          reference: str, salt: str | None) -> None:
+    """A guarantee cover is checked on chain when the bid relies on it (read only: the 密文保函 stays
+    sealed); the same rules the reveal at the opening applies, so a bid does not find out at the
+    opening that its bond was never valid. A refusal names the rule, in Chinese, on field cover_ref."""
+    if kind != "guarantee":
+        return
+    cover = chain_cover(kind, reference, salt or "0x" + "00" * 32)
+    try:
+        lifecycle.check_cover(deployment, cover.cover, bytes.fromhex(section.chain_id[2:]), bidder_address,
+                              bytes.fromhex(salt[2:]) if salt else None)
+    except GuaranteeError as refused:
+        message = next((text for kind_, text in GUARANTEE_REFUSALS.items() if isinstance(refused, kind_)),
+                       "该保函不能用于本投标")
+        raise InvalidInput(message, field="cover_ref") from None
 
 
 def queue_cover_reveals(session: Session, section: Section) -> int:

@@ -524,6 +524,33 @@ def on_chain(deployment: Deployment, number: str) -> Guarantee:
     return stored
 
 
+def check_cover(deployment: Deployment, guarantee: bytes, section_id: bytes, bidder: str, salt: bytes | None) -> None:
+    """Refuse, before a bid relies on it, a guarantee its reveal at the opening would fail on: the same
+    rules `GuaranteeRegistry.bind` applies then, read from the chain now (nothing is written, so the
+    密文保函 stays sealed). Named exception per rule."""
+    stored = deployment.guarantees.guarantee(guarantee)
+    if stored.state == GuaranteeState.NONE:
+        raise errors.UnknownGuarantee(f"no guarantee 0x{guarantee.hex()} on chain")
+    if stored.state != GuaranteeState.ISSUED or stored.bound:
+        raise errors.IllegalTransition(f"guarantee 0x{guarantee.hex()} is {stored.state.name.lower()}"
+                                       + (" and already relied on" if stored.bound else ""))
+    if to_checksum_address(stored.applicant) != to_checksum_address(bidder):
+        raise errors.WrongParty(f"guarantee 0x{guarantee.hex()} was issued to {stored.applicant}, not {bidder}")
+    expected = sealed_reference(section_id, salt or b"") if stored.sealed_ref else section_id
+    if stored.sealed_ref and (salt is None or len(salt) != 32):
+        raise errors.InvalidApplication("a sealed (密文) guarantee needs its 32-byte salt")
+    if stored.section_ref != expected:
+        raise errors.InvalidApplication(f"guarantee 0x{guarantee.hex()} covers another section (or the salt is wrong)")
+    facts = section_facts(deployment, section_id)
+    if to_checksum_address(stored.beneficiary) != facts.tenderer:
+        raise errors.BeneficiaryNotTenderer(f"beneficiary {stored.beneficiary} is not the tenderer {facts.tenderer}")
+    if stored.amount < facts.bid_bond:
+        raise errors.AmountBelowBond(f"amount {stored.amount} fen < bid bond {facts.bid_bond} fen")
+    if stored.valid_until < facts.required_valid_until:
+        raise errors.ValidityTooShort(f"valid until {stored.valid_until} < end of bid validity "
+                                      f"{facts.required_valid_until}")
+
+
 def _issued(deployment: Deployment, number: str, step: str) -> Guarantee:
     stored = on_chain(deployment, number)
     if stored.state != GuaranteeState.ISSUED:

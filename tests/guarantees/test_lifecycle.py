@@ -329,3 +329,31 @@ def test_sealed_guarantee_revealed_only_by_the_opening(platform: Platform) -> No
     assert revealed.section_id == section.section_id and revealed.tender_id == section.tender_id
     assert revealed.opening_tx == opened.tx_hash
     assert lifecycle.sealed_view(app, deployment).revealed == revealed
+
+
+def test_a_cover_is_checked_on_chain_before_a_bid_relies_on_it(platform: Platform) -> None:
+    """The reveal's rules, read from the chain before the commit: a bid learns now that its bond is not valid."""
+    from tests.helpers import issue_guarantee
+
+    section, other = new_section(platform), new_section(platform)
+    bidder, stranger = platform.bidders[0], platform.bidders[1]
+    salt = random_hash()
+    sealed = issue_guarantee(platform, section, bidder, sealed_salt=salt)
+    lifecycle.check_cover(platform.deployment, sealed, section.section_id, bidder.address, salt)
+    cases: list[tuple[bytes, bytes, str, bytes | None, type[errors.GuaranteeError]]] = [
+        (random_hash(), section.section_id, bidder.address, None, errors.UnknownGuarantee),
+        (sealed, section.section_id, stranger.address, salt, errors.WrongParty),
+        (sealed, section.section_id, bidder.address, random_hash(), errors.InvalidApplication),
+        (sealed, other.section_id, bidder.address, salt, errors.InvalidApplication),
+        (sealed, section.section_id, bidder.address, None, errors.InvalidApplication),
+        (issue_guarantee(platform, section, bidder, amount=section.terms.bid_bond - 1), section.section_id,
+         bidder.address, None, errors.AmountBelowBond),
+        (issue_guarantee(platform, section, bidder, valid_until=section.opening_time + 60), section.section_id,
+         bidder.address, None, errors.ValidityTooShort),
+    ]
+    for guarantee, section_id, who, given_salt, refusal in cases:
+        with pytest.raises(refusal):
+            lifecycle.check_cover(platform.deployment, guarantee, section_id, who, given_salt)
+    platform.guarantees.cancel(platform.guarantors[0], sealed)
+    with pytest.raises(errors.IllegalTransition):
+        lifecycle.check_cover(platform.deployment, sealed, section.section_id, bidder.address, salt)
