@@ -17,7 +17,7 @@ from typing import IO
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bidding_app import covers, outbox
+from bidding_app import amendments, covers, outbox
 from bidding_app.chain import ChainGateway
 from bidding_app.db import get_or_not_found
 from bidding_app.errors import (
@@ -249,10 +249,11 @@ def withdraw(session: Session, bid: Bid, submission_key: str, chain_now: int) ->
 
 
 def reconfirm(session: Session, bid: Bid, chain_now: int) -> Bid:
-    """The bidder confirms its bid still stands after an amendment of the tender documents."""
+    """The bidder confirms its bid still stands after an amendment of the tender documents, on chain
+    (`confirm_bid`, see bidding_app.amendments)."""
     _before_deadline(bid.section, chain_now)
     if bid.status not in ("committing", "committed", "replacing"):
         raise BidStateConflict("该投标当前无需确认")
-    bid.confirmed_version, bid.updated_at = bid.section.tender.version, now()
+    amendments.queue_confirmation(session, bid)
     session.commit()
     return bid

@@ -271,8 +271,8 @@ def section_history(deployment: Deployment, tender_id: str, section_id: str, fro
     """Every TenderRegistry and GuaranteeRegistry event about the section, in chain order.
 
     TenderRegistry events carry the section id as their first indexed field (SectionAdded as its second,
-    and the tender's TenderCreated its tender id). Guarantees name the section only when bound or
-    claimed; every event of those guarantees (issued, paid, released ...) is then read by guarantee id.
+    and the tender's TenderCreated and TenderAmended its tender id). Guarantees name the section only when
+    bound or claimed; every event of those guarantees (issued, paid, released ...) is then read by guarantee id.
     """
     chain = deployment.tenders.chain
     section = HexBytes(section_id)
@@ -281,6 +281,7 @@ def section_history(deployment: Deployment, tender_id: str, section_id: str, fro
     guarantees_address = deployment.guarantees.address
     found: list[HistoryItem] = []
     for topics in ([_topic("TenderCreated(bytes32,address,address,bytes32)"), tender],
+                   [_topic("TenderAmended(bytes32,uint256,bytes32)"), tender],
                    [None, tender, section], [None, section]):
         for logged in chain.logs(tenders_address, topics, from_block):
             if topics[0] is None and len(topics) == 3 and logged.event.name != "SectionAdded":

@@ -131,6 +131,10 @@ class Amendment(Base):
     summary: Mapped[str] = mapped_column(sa.Text)
     details_hash: Mapped[str] = mapped_column(sa.String(66))
     created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+    # Anchored by `amendTender` through the outbox (bidding_app.amendments); the chain's refusal is kept.
+    chain_tx: Mapped[str | None] = mapped_column(sa.String(66))
+    chain_block: Mapped[int | None] = mapped_column(sa.BigInteger)
+    chain_error: Mapped[str | None] = mapped_column(sa.String(100))
 
     tender: Mapped[Tender] = relationship(back_populates="amendments")
 
@@ -606,3 +610,21 @@ class GuarantorApiNonce(Base):
     account: Mapped[str] = mapped_column(sa.String(42), primary_key=True)
     nonce: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     expires_at: Mapped[int] = mapped_column(sa.Integer, index=True)
+
+
+class BidConfirmation(Base):
+    """A bidder's re-confirmation of its bid for an amended version of the tender documents, anchored by
+    `confirmBid` through the outbox. status: anchoring → confirmed | failed (the chain's error kept)."""
+
+    __tablename__ = "bid_confirmation"
+    __table_args__ = (sa.UniqueConstraint("bid_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bid_id: Mapped[int] = mapped_column(sa.ForeignKey("bid.id"), index=True)
+    version: Mapped[int] = mapped_column(sa.Integer)
+    previous_version: Mapped[int] = mapped_column(sa.Integer)  # restored on the bid if the chain refuses
+    status: Mapped[str] = mapped_column(sa.String(20))
+    created_at: Mapped[int] = mapped_column(sa.BigInteger, default=now)
+    chain_tx: Mapped[str | None] = mapped_column(sa.String(66))
+    chain_block: Mapped[int | None] = mapped_column(sa.BigInteger)
+    error_code: Mapped[str | None] = mapped_column(sa.String(100))

@@ -52,7 +52,7 @@ ACTIONS = ("create_tender", "add_section", "commit_bid", "replace_bid", "withdra
 # Features that keep their own chain writes: each module has ACTIONS, encode_call, apply_confirmed and
 # apply_failed (imported when first needed: they import this module to enqueue).
 FEATURE_MODULES = ("bidding_app.awards", "bidding_app.key_ceremony", "bidding_app.guarantee_outbox",
-                   "bidding_app.covers")
+                   "bidding_app.covers", "bidding_app.amendments")
 
 
 def feature_of(action: str) -> Any:

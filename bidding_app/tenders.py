@@ -17,7 +17,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bidding_app import outbox
+from bidding_app import amendments, outbox
 from bidding_app.db import get_or_not_found
 from bidding_app.errors import AfterDeadline, Forbidden, InvalidInput, UnsupportedFileType
 from bidding_app.models import Amendment, Attachment, Bid, Organisation, Section, SectionWitness, Tender, now
@@ -232,7 +232,8 @@ def deadline(tender: Tender) -> int:
 
 
 def amend(session: Session, tender: Tender, summary: str, description: str | None, chain_now: int) -> Amendment:
-    """Amend the documents before the deadline. Bids placed so far must be re-confirmed by their bidders."""
+    """Amend the documents before the deadline, anchoring the new details hash on chain (`amend_tender`).
+    Bids placed so far must be re-confirmed by their bidders."""
     if chain_now >= deadline(tender):
         raise AfterDeadline("已过投标截止时间，不能再发布澄清或修改")
     summary = _text({"summary": summary}, "summary", "修改说明", 5000)
@@ -245,6 +246,7 @@ def amend(session: Session, tender: Tender, summary: str, description: str | Non
     amendment = Amendment(tender_id=tender.id, version=tender.version, summary=summary,
                           details_hash=tender.details_hash)
     session.add(amendment)
+    amendments.queue_amendment(session, tender, amendment)
     session.commit()
     return amendment
 

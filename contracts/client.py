@@ -32,6 +32,7 @@ from chain_node.trie import keccak as fast_keccak
 from contracts import errors
 from contracts.records import (
     Bid,
+    BidConfirmation,
     BidCover,
     BidStatus,
     Claim,
@@ -669,6 +670,21 @@ class TenderRegistryClient(_Registry):
     def set_opening_key(self, signer: Signer, section_id: bytes, opening_key: bytes) -> TxResult:
         return self._transact(signer, "setOpeningKey", section_id, opening_key)
 
+    def amend_tender(self, signer: Signer, tender_id: bytes, details_hash: bytes) -> TxResult:
+        """Anchor amended tender documents (as the agency, before the earliest opening time)."""
+        return self._transact(signer, "amendTender", tender_id, details_hash)
+
+    def confirm_bid(self, signer: Signer, section_id: bytes, version: int) -> TxResult:
+        """Confirm, as the bidder, that one's live bid stands for the current `version` of the documents."""
+        return self._transact(signer, "confirmBid", section_id, version)
+
+    def bid_confirmation(self, section_id: bytes, bidder: str) -> BidConfirmation:
+        confirmed, current = self._view("bidConfirmationOf", section_id, bidder)
+        return BidConfirmation(int(confirmed), int(current))
+
+    def sections_of(self, tender_id: bytes) -> tuple[bytes, ...]:
+        return tuple(bytes(s) for s in self._view("sectionsOf", tender_id))
+
     def commit_bid(self, signer: Signer, section_id: bytes, ciphertext_hash: bytes, cover: BidCover) -> TxResult:
         """Commit a sealed bid as `signer`, its cover blinded (keep `cover`: the reveal needs it)."""
         commitment = cover.commitment(section_id, signer.address)
@@ -732,15 +748,15 @@ class TenderRegistryClient(_Registry):
         return self._transact(signer, "recordRefusalToSign", section_id, evidence_hash)
 
     def tender(self, tender_id: bytes) -> Tender:
-        agency, tenderer, count, details = self._view("tenderOf", tender_id)
-        return Tender(agency, tenderer, count, bytes(details))
+        agency, tenderer, count, version, details = self._view("tenderOf", tender_id)
+        return Tender(agency, tenderer, count, version, bytes(details))
 
     def section(self, section_id: bytes) -> Section:
         raw = self._view("sectionOf", section_id)
         values = list(raw)
         values[2] = SectionStatus(values[2])
-        values[18] = bytes(values[18])
         values[19] = bytes(values[19])
+        values[20] = bytes(values[20])
         return Section(*values)
 
     def bid(self, section_id: bytes, bidder: str) -> Bid:

@@ -129,6 +129,7 @@ class Tender:
     agency: str
     tenderer: str
     section_count: int
+    version: int  # 1 when published, +1 per amendment (amendTender)
     details_hash: bytes
 
 
@@ -142,6 +143,7 @@ class Section:
     bid_bond: int
     bid_validity_period: int
     live_bids: int
+    tender_version: int
     agency: str
     outcomes: int
     opened_bids: int
@@ -163,6 +165,19 @@ class Bid:
     cover_kind: CoverKind
     cover: bytes
     announced_hash: bytes
+
+
+@dataclass(frozen=True)
+class BidConfirmation:
+    """Which version of the tender documents a bid was made on or confirmed, against the current one."""
+
+    confirmed_version: int
+    current_version: int
+
+    @property
+    def confirmed(self) -> bool:
+        """Whether the bid stands for the latest documents (no amendment since, or confirmed after it)."""
+        return self.confirmed_version >= self.current_version
 
 
 @dataclass(frozen=True)

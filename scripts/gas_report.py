@@ -105,6 +105,8 @@ def run_scenario(chain: Chain, deployment: Deployment, signers: dict[Role, list[
         covers[bidder.address] = BidCover.guarantee(guarantee_id, salt)
         commit = tenders.commit_bid(bidder, section_id, _hash(), covers[bidder.address])
         log("commitBid (guarantee, sealed)" if salt else "commitBid (guarantee)", commit)
+    log("amendTender", tenders.amend_tender(agency, tender_id, _hash()))
+    log("confirmBid", tenders.confirm_bid(bidders[1], section_id, 2))
     log("replaceBid", tenders.replace_bid(bidders[0], section_id, _hash()))
     log("withdrawBid", tenders.withdraw_bid(bidders[3], section_id))
     covers[bidders[3].address] = BidCover.guarantee(guarantee_ids[3], salt)

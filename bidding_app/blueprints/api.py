@@ -52,7 +52,9 @@ def tender_json(tender: Tender) -> dict[str, Any]:
         "sections": [section_json(s) for s in tender.sections],
         "attachments": [{"id": a.id, "name": a.original_name, "size": a.size, "sha256": a.sha256}
                         for a in tender.attachments],
-        "amendments": [{"version": a.version, "summary": a.summary} for a in tender.amendments],
+        "amendments": [{"version": a.version, "summary": a.summary, "details_hash": a.details_hash,
+                        "chain_tx": a.chain_tx, "chain_block": a.chain_block, "chain_error": a.chain_error}
+                       for a in tender.amendments],
     }
 
 
@@ -131,6 +133,7 @@ def amend(tender_id: int) -> ResponseReturnValue:
     summary = body.get("summary")
     amendment = tender_service.amend(db.session, found, summary if isinstance(summary, str) else "",
                                      description, gateway().now())
+    outbox_wake()
     return {"version": amendment.version, "details_hash": amendment.details_hash}, 201
 
 
@@ -175,7 +178,9 @@ def withdraw(bid_id: int) -> ResponseReturnValue:
 @requires(Role.BIDDER)
 def reconfirm(bid_id: int) -> ResponseReturnValue:
     found = bid_service.own_bid(db.session, current_user().organisation, bid_id)
-    return bid_json(bid_service.reconfirm(db.session, found, gateway().now()))
+    confirmed = bid_service.reconfirm(db.session, found, gateway().now())
+    outbox_wake()
+    return bid_json(confirmed)
 
 
 @bp.get("/outbox")

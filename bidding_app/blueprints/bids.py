@@ -132,6 +132,7 @@ def withdraw(bid_id: int) -> ResponseReturnValue:
 def reconfirm(bid_id: int) -> ResponseReturnValue:
     bid = service.own_bid(db.session, current_user().organisation, bid_id)
     service.reconfirm(db.session, bid, gateway().now())
+    outbox_wake()
     return redirect(url_for("bids.receipt", bid_id=bid.id))
 
 

@@ -129,6 +129,7 @@ def amend(tender_id: int) -> ResponseReturnValue:
     tender = service.owned_tender(db.session, current_user().organisation, tender_id)
     description = request.form.get("description")
     service.amend(db.session, tender, request.form.get("summary", ""), description or None, gateway().now())
+    outbox_wake()
     return redirect(url_for("tenders.detail", tender_id=tender.id))
 
 
@@ -141,6 +142,7 @@ def attach_uploaded_file(tender_id: int) -> Attachment:
     attachment = service.add_attachment(db.session, tender, upload.filename, upload.stream, attachment_folder(),
                                         int(current_app.config["MAX_ATTACHMENT_BYTES"]), gateway().now())
     service.amend(db.session, tender, f"新增招标文件：{attachment.original_name}", None, gateway().now())
+    outbox_wake()
     return attachment
 
 

@@ -55,10 +55,12 @@ contract TenderRegistry is ITenderRegistry {
         bytes openingKey; // may be empty and set later, e.g. after the witnesses' key generation
     }
 
+    /// @dev `version` is 1 when published and grows by one with each amendment of the documents.
     struct Tender {
         address agency;
         address tenderer;
         uint32 sectionCount;
+        uint32 version;
         bytes32 detailsHash;
     }
 
@@ -74,6 +76,7 @@ contract TenderRegistry is ITenderRegistry {
         uint128 bidBond;
         uint64 bidValidityPeriod;
         uint32 liveBids; // committed and not withdrawn before the deadline
+        uint32 tenderVersion; // the tender's documents version, copied here so that a commit reads it for free
         // slot 2
         address agency;
         uint32 outcomes; // live bids whose decryption outcome is recorded
@@ -91,14 +94,16 @@ contract TenderRegistry is ITenderRegistry {
         bytes32 openingRecordHash;
     }
 
-    /// @dev `phase` zero means committed, so that a first commit writes two slots. The cover (kind and
-    /// guarantee id or deposit reference) is known only once revealed, from the opening time on.
+    /// @dev `phase` zero means committed. The cover (kind and guarantee id or deposit reference) is known
+    /// only once revealed, from the opening time on. `confirmedVersion` is the tender documents' version
+    /// the bidder last bid on (commit, replace) or confirmed (`confirmBid`).
     struct Bid {
         bytes32 ciphertextHash;
         bytes32 coverCommitment;
         BidStatus phase;
         CoverKind coverKind;
         bool coverRevealed;
+        uint32 confirmedVersion;
         bytes32 announcedHash;
         bytes32 cover;
     }
@@ -119,6 +124,7 @@ contract TenderRegistry is ITenderRegistry {
     IConsortium private immutable _consortium;
     IGuaranteeRegistry private immutable _guaranteeRegistry;
     mapping(bytes32 tenderId => Tender) private _tenders;
+    mapping(bytes32 tenderId => bytes32[]) private _tenderSections;
     mapping(bytes32 sectionId => Section) private _sections;
     mapping(bytes32 sectionId => address[]) private _witnesses;
     mapping(bytes32 sectionId => mapping(address witness => uint8)) private _witnessState; // 1 listed, 2 attested
@@ -203,11 +209,20 @@ contract TenderRegistry is ITenderRegistry {
     /// @notice A batch outcome is not one of Opened, DecryptionFailedBidderCaused, DecryptionFailedNotBidderCaused,
     /// CoverRejected.
     error TenderRegistryInvalidOutcome(bytes32 sectionId, address bidder, BidStatus status);
+    /// @notice The tender documents can be amended only before the earliest opening time of its sections.
+    error TenderRegistryAmendmentAfterDeadline(bytes32 tenderId, bytes32 sectionId, uint256 openingTime, uint256 nowTime);
+    /// @notice A bid can be confirmed only for the tender documents' current version.
+    error TenderRegistryStaleVersion(bytes32 sectionId, uint256 given, uint256 current);
     /// @notice The guarantee registry does not point back to this registry.
     error TenderRegistryMiswired(address guaranteeRegistry, address pointsTo);
 
     /// @notice A tender was published.
     event TenderCreated(bytes32 indexed tenderId, address indexed agency, address indexed tenderer, bytes32 detailsHash);
+    /// @notice The tender documents were amended before the deadline; `detailsHash` is the new details' hash.
+    /// Bids placed on an earlier version stand only once their bidders confirm or replace them.
+    event TenderAmended(bytes32 indexed tenderId, uint256 version, bytes32 detailsHash);
+    /// @notice A bidder confirmed that its live bid stands for the given version of the tender documents.
+    event BidConfirmed(bytes32 indexed sectionId, address indexed bidder, uint256 version);
     /// @notice A section was added to a tender.
     event SectionAdded(
         bytes32 indexed tenderId,
@@ -289,7 +304,8 @@ contract TenderRegistry is ITenderRegistry {
         if (tenderer == address(0)) revert TenderRegistryZeroValue("tenderer");
         if (_tenders[tenderId].agency != address(0)) revert TenderRegistryDuplicateTender(tenderId);
         if (!_consortium.hasRole(tenderer, _ROLE_TENDERER)) revert TenderRegistryTendererNotMember(tenderer);
-        _tenders[tenderId] = Tender({agency: msg.sender, tenderer: tenderer, sectionCount: 0, detailsHash: detailsHash});
+        _tenders[tenderId] =
+            Tender({agency: msg.sender, tenderer: tenderer, sectionCount: 0, version: 1, detailsHash: detailsHash});
         emit TenderCreated(tenderId, msg.sender, tenderer, detailsHash);
     }
 
@@ -325,7 +341,9 @@ contract TenderRegistry is ITenderRegistry {
         section.agency = msg.sender;
         section.witnessQuorum = terms.witnessQuorum;
         section.tenderId = tenderId;
+        section.tenderVersion = tender.version;
         tender.sectionCount += 1;
+        _tenderSections[tenderId].push(sectionId);
         emit SectionAdded(
             tenderId,
             sectionId,
@@ -337,6 +355,32 @@ contract TenderRegistry is ITenderRegistry {
             terms.witnesses
         );
         if (terms.openingKey.length != 0) _setOpeningKey(sectionId, section, terms.openingKey);
+    }
+
+    /// @notice Amend the tender documents, as the tender's agency, before the earliest opening time of its
+    /// sections (chain time): anchors the new details' hash and bumps the version. Bids already placed
+    /// keep their older version until their bidders confirm (`confirmBid`) or replace them.
+    /// @dev Sections are few (the platform allows 20), so copying the version into each is cheap and keeps
+    /// `commitBid` from reading the tender.
+    function amendTender(bytes32 tenderId, bytes32 detailsHash) external {
+        Tender storage tender = _tenders[tenderId];
+        if (tender.agency == address(0)) revert TenderRegistryUnknownTender(tenderId);
+        if (tender.agency != msg.sender) revert TenderRegistryNotAgency(tenderId, msg.sender);
+        if (detailsHash == bytes32(0)) revert TenderRegistryZeroValue("detailsHash");
+        uint32 version = tender.version + 1;
+        bytes32[] storage sectionIds = _tenderSections[tenderId];
+        uint256 count = sectionIds.length;
+        for (uint256 i = 0; i < count; ++i) {
+            Section storage section = _sections[sectionIds[i]];
+            uint256 openingTime = section.openingTime;
+            if (block.timestamp >= openingTime) {
+                revert TenderRegistryAmendmentAfterDeadline(tenderId, sectionIds[i], openingTime, block.timestamp);
+            }
+            section.tenderVersion = version;
+        }
+        tender.version = version;
+        tender.detailsHash = detailsHash;
+        emit TenderAmended(tenderId, version, detailsHash);
     }
 
     /// @notice Anchor the section's opening public key, as its agency, before any bid relies on it.
@@ -370,7 +414,9 @@ contract TenderRegistry is ITenderRegistry {
         bid.ciphertextHash = ciphertextHash;
         bid.coverCommitment = coverCommitment;
         // Only a bid withdrawn before the deadline can be committed again; its cover was never revealed.
-        if (status != BidStatus.None) bid.phase = BidStatus.None;
+        // Writing the phase slot anyway records the documents' version the bid was made on.
+        bid.phase = BidStatus.None;
+        bid.confirmedVersion = section.tenderVersion;
         // Cannot overflow: a uint32 of live bids would need four billion commit transactions.
         unchecked {
             section.liveBids += 1;
@@ -378,14 +424,29 @@ contract TenderRegistry is ITenderRegistry {
         emit BidCommitted(sectionId, msg.sender, ciphertextHash, coverCommitment);
     }
 
-    /// @notice Replace the sealed document of one's live bid before the deadline; the cover stays.
+    /// @notice Replace the sealed document of one's live bid before the deadline; the cover stays. A new
+    /// document is made on the current tender documents, so it also confirms their version.
     function replaceBid(bytes32 sectionId, bytes32 ciphertextHash) external {
         Section storage section = _sections[sectionId];
         _checkBeforeDeadline(sectionId, section);
         if (ciphertextHash == bytes32(0)) revert TenderRegistryZeroValue("ciphertextHash");
         Bid storage bid = _liveBid(sectionId, msg.sender, BidStatus.Committed);
         bid.ciphertextHash = ciphertextHash;
+        bid.confirmedVersion = section.tenderVersion;
         emit BidReplaced(sectionId, msg.sender, ciphertextHash);
+    }
+
+    /// @notice Confirm, as the bidder, before the deadline, that one's live bid stands for `version` of the
+    /// tender documents, which must be the current one (so a confirmation sent before an amendment landed
+    /// cannot count for it).
+    function confirmBid(bytes32 sectionId, uint32 version) external {
+        Section storage section = _sections[sectionId];
+        _checkBeforeDeadline(sectionId, section);
+        uint32 current = section.tenderVersion;
+        if (version != current) revert TenderRegistryStaleVersion(sectionId, version, current);
+        Bid storage bid = _liveBid(sectionId, msg.sender, BidStatus.Committed);
+        bid.confirmedVersion = version;
+        emit BidConfirmed(sectionId, msg.sender, version);
     }
 
     /// @notice Withdraw one's live bid before the deadline. No guarantee was bound yet (covers are
@@ -731,6 +792,23 @@ contract TenderRegistry is ITenderRegistry {
     {
         Bid storage bid = _bids[sectionId][bidder];
         return (_bidStatus(bid), bid.ciphertextHash, bid.coverKind, bid.cover, bid.announcedHash);
+    }
+
+    /// @notice The tender documents' version a bid was made on or confirmed, and the section's current
+    /// version: a live bid with `confirmedVersion < currentVersion` was not confirmed after the last
+    /// amendment. It is still opened (唱标) and recorded as usual; the opening record and the hall mark it,
+    /// and the evaluation committee decides on its responsiveness to the amended documents.
+    function bidConfirmationOf(bytes32 sectionId, address bidder)
+        external
+        view
+        returns (uint32 confirmedVersion, uint32 currentVersion)
+    {
+        return (_bids[sectionId][bidder].confirmedVersion, _sections[sectionId].tenderVersion);
+    }
+
+    /// @notice The ids of the tender's sections, in the order they were added.
+    function sectionsOf(bytes32 tenderId) external view returns (bytes32[] memory) {
+        return _tenderSections[tenderId];
     }
 
     /// @notice An objection and its answer (zero until answered).

@@ -215,6 +215,7 @@ def test_amendment_asks_placed_bids_to_be_reconfirmed(clients: Clients, platform
     token = csrf_of(agency, f"/tenders/{section.tender_id}")
     assert agency.post(f"/tenders/{section.tender_id}/amend",
                        data={"csrf_token": token, "summary": "工期改为150日历天"}).status_code == 302
+    clients.drain()  # the bid can be confirmed once the amendment is on chain (tests/bidding_app/test_amendments.py)
     page = bidder.get(f"/bids/{bid.id}").get_data(as_text=True)
     assert "请确认您的投标仍然有效" in page
     token = csrf_of(bidder, f"/bids/{bid.id}")

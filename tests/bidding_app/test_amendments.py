@@ -1,0 +1,105 @@
+"""Tender amendments anchored on chain through the platform: amendments and attachments send
+`amendTender`, re-confirmations send `confirmBid`, late amendments are refused with nothing stored, and
+the witness portal lists both events."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from bidding_app.db import db
+from bidding_app.models import Amendment, Attachment, Bid, BidConfirmation, OutboxEntry, Section, Tender
+from contracts.records import BidConfirmation as ChainConfirmation
+from contracts.records import Role
+from tests.bidding_app.conftest import Clients, csrf_of
+from tests.bidding_app.test_bids import api_client, bid_row, open_section, placed_bid
+from tests.helpers import Platform
+
+
+def _b32(value: str) -> bytes:
+    return bytes.fromhex(value.removeprefix("0x"))
+
+
+def _amend(clients: Clients, tender_id: int, summary: str) -> tuple[int, str]:
+    agency = clients.logged_in(Role.AGENCY)
+    token = csrf_of(agency, f"/tenders/{tender_id}")
+    response = agency.post(f"/tenders/{tender_id}/amend", data={"csrf_token": token, "summary": summary})
+    return response.status_code, response.get_data(as_text=True)
+
+
+def test_amendments_and_attachments_are_anchored_and_shown(clients: Clients, platform: Platform) -> None:
+    section = open_section(clients, platform)
+    assert _amend(clients, section.tender_id, "工期改为150日历天")[0] == 302
+    agency = clients.logged_in(Role.AGENCY)
+    token = csrf_of(agency, f"/tenders/{section.tender_id}")
+    attached = agency.post(f"/tenders/{section.tender_id}/attachments",
+                           data={"csrf_token": token, "file": (io.BytesIO(b"%PDF-1.7 addendum"), "补遗.pdf")})
+    assert attached.status_code == 302
+    assert clients.drain() == 2
+    with clients.app.app_context():
+        tender = db.session.get_one(Tender, section.tender_id)
+        amendments = db.session.scalars(sa.select(Amendment).order_by(Amendment.version)).all()
+        assert [a.version for a in amendments] == [2, 3] and all(a.chain_tx for a in amendments)
+        on_chain = platform.tenders.tender(_b32(tender.chain_id))
+        assert (on_chain.version, on_chain.details_hash) == (3, _b32(tender.details_hash))
+        assert platform.tenders.section(_b32(section.chain_id)).tender_version == 3
+        shown = [(a.chain_tx, a.chain_block) for a in amendments]
+    page = clients.logged_in(Role.BIDDER).get(f"/tenders/{section.tender_id}").get_data(as_text=True)
+    for tx, block in shown:
+        assert f"{tx}</span>，区块 {block}" in page
+
+
+def test_reconfirmation_goes_on_chain_once_the_amendment_has(clients: Clients, platform: Platform) -> None:
+    section, bidder = placed_bid(clients, platform, b"sealed bid")
+    clients.drain()
+    bid = bid_row(clients)
+    assert _amend(clients, section.tender_id, "工期改为150日历天")[0] == 302
+    # The amendment is not on chain yet: the contract would refuse a confirmation of version 2.
+    token = csrf_of(bidder, f"/bids/{bid.id}")
+    early = bidder.post(f"/bids/{bid.id}/reconfirm", data={"csrf_token": token})
+    assert early.status_code == 409 and "尚在上链确认中" in early.get_data(as_text=True)
+    assert bid_row(clients).confirmed_version == 1
+    clients.drain()
+    assert bidder.post(f"/bids/{bid.id}/reconfirm", data={"csrf_token": token}).status_code == 302
+    assert "请确认您的投标仍然有效" not in bidder.get(f"/bids/{bid.id}").get_data(as_text=True)
+    # The API's repeated confirmation is the same one, not a second transaction.
+    again = clients.app.test_client().post(f"/api/v1/bids/{bid.id}/reconfirm",
+                                           headers=api_client(clients, Role.BIDDER))
+    assert again.status_code == 200 and again.json is not None and not again.json["needs_reconfirmation"]
+    assert clients.drain() == 1
+    bidder_address = clients.organisation(Role.BIDDER).address
+    assert bidder_address is not None
+    chain_section = _b32(section.chain_id)
+    assert platform.tenders.bid_confirmation(chain_section, bidder_address) == ChainConfirmation(2, 2)
+    with clients.app.app_context():
+        confirmation = db.session.scalars(sa.select(BidConfirmation)).one()
+        assert (confirmation.status, confirmation.version) == ("confirmed", 2) and confirmation.chain_tx
+        assert db.session.get_one(Bid, bid.id).confirmed_version == 2
+    witness = clients.logged_in(Role.WITNESS, 1)
+    history = witness.get(f"/witness/sections/{section.id}/history").get_data(as_text=True)
+    assert 'data-event="TenderAmended"' in history and 'data-event="BidConfirmed"' in history
+
+
+def test_late_amendment_is_refused_and_nothing_is_stored(
+    clients: Clients, platform: Platform, tmp_path: Path
+) -> None:
+    section = open_section(clients, platform, opening_in=600)
+    platform.backend.advance_to(section.opening_time)
+    status, page = _amend(clients, section.tender_id, "迟到的修改")
+    assert status == 409 and "已过投标截止时间，不能再发布澄清或修改" in page
+    agency = clients.logged_in(Role.AGENCY)
+    token = csrf_of(agency, f"/tenders/{section.tender_id}")
+    late = agency.post(f"/tenders/{section.tender_id}/attachments",
+                       data={"csrf_token": token, "file": (io.BytesIO(b"%PDF-1.7 late"), "迟到.pdf")})
+    assert late.status_code == 409 and "不能再上传招标文件" in late.get_data(as_text=True)
+    with clients.app.app_context():
+        assert db.session.get_one(Tender, section.tender_id).version == 1
+        assert db.session.scalar(sa.select(sa.func.count(Amendment.id))) == 0
+        assert db.session.scalar(sa.select(sa.func.count(Attachment.id))) == 0
+        assert {e.action for e in db.session.scalars(sa.select(OutboxEntry))} == {"create_tender", "add_section"}
+        chain_id = db.session.get_one(Section, section.id).tender.chain_id
+    assert platform.tenders.tender(_b32(chain_id)).version == 1
+    folder = Path(clients.app.config["UPLOAD_FOLDER"]) / "attachments"
+    assert not folder.exists() or not any(folder.iterdir())
