@@ -164,6 +164,19 @@ def apply_failed(session: Session, entry: OutboxEntry, payload: dict[str, Any]) 
 # ---------------------------------------------------------------- the sender
 
 
+def _estimate_gas(chain: Chain, tx: dict[str, Any]) -> int:
+    """eth_estimateGas, asked again when the node's head moved under the question: anvil with
+    --prune-history keeps the head's state only and refuses a block that just stopped being the head
+    (`BlockOutOfRangeError`); the next block answers."""
+    for attempt in range(3):
+        try:
+            return int(chain.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+        except Web3RPCError as error:
+            if "BlockOutOfRange" not in str(error) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 class OutboxSender:
     """Sends the entries of one app's outbox, one at a time in creation order. Run only one per database."""
 
@@ -310,7 +323,7 @@ class OutboxSender:
         signer = self.gateway.signer_for(entry.organisation)
         tx = dict(call)
         try:
-            estimate = int(chain.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+            estimate = _estimate_gas(chain, tx)
         except ContractLogicError as error:
             if not settled:
                 return "deferred"

@@ -95,15 +95,16 @@ contract TenderRegistry is ITenderRegistry {
     }
 
     /// @dev `phase` zero means committed. The cover (kind and guarantee id or deposit reference) is known
-    /// only once revealed, from the opening time on. `confirmedVersion` is the tender documents' version
-    /// the bidder last bid on (commit, replace) or confirmed (`confirmBid`).
+    /// only once revealed, from the opening time on. `confirmedAmendments` counts the amendments of the tender
+    /// documents the bidder last bid on (commit, replace) or confirmed (`confirmBid`): the version minus one,
+    /// so that a bid on the documents as published leaves the phase slot zero and costs no extra write.
     struct Bid {
         bytes32 ciphertextHash;
         bytes32 coverCommitment;
         BidStatus phase;
         CoverKind coverKind;
         bool coverRevealed;
-        uint32 confirmedVersion;
+        uint32 confirmedAmendments;
         bytes32 announcedHash;
         bytes32 cover;
     }
@@ -416,7 +417,7 @@ contract TenderRegistry is ITenderRegistry {
         // Only a bid withdrawn before the deadline can be committed again; its cover was never revealed.
         // Writing the phase slot anyway records the documents' version the bid was made on.
         bid.phase = BidStatus.None;
-        bid.confirmedVersion = section.tenderVersion;
+        bid.confirmedAmendments = _amendments(section);
         // Cannot overflow: a uint32 of live bids would need four billion commit transactions.
         unchecked {
             section.liveBids += 1;
@@ -432,7 +433,7 @@ contract TenderRegistry is ITenderRegistry {
         if (ciphertextHash == bytes32(0)) revert TenderRegistryZeroValue("ciphertextHash");
         Bid storage bid = _liveBid(sectionId, msg.sender, BidStatus.Committed);
         bid.ciphertextHash = ciphertextHash;
-        bid.confirmedVersion = section.tenderVersion;
+        bid.confirmedAmendments = _amendments(section);
         emit BidReplaced(sectionId, msg.sender, ciphertextHash);
     }
 
@@ -445,7 +446,7 @@ contract TenderRegistry is ITenderRegistry {
         uint32 current = section.tenderVersion;
         if (version != current) revert TenderRegistryStaleVersion(sectionId, version, current);
         Bid storage bid = _liveBid(sectionId, msg.sender, BidStatus.Committed);
-        bid.confirmedVersion = version;
+        bid.confirmedAmendments = _amendments(section);
         emit BidConfirmed(sectionId, msg.sender, version);
     }
 
@@ -803,7 +804,20 @@ contract TenderRegistry is ITenderRegistry {
         view
         returns (uint32 confirmedVersion, uint32 currentVersion)
     {
-        return (_bids[sectionId][bidder].confirmedVersion, _sections[sectionId].tenderVersion);
+        Bid storage bid = _bids[sectionId][bidder];
+        if (_bidStatus(bid) == BidStatus.None) return (0, _sections[sectionId].tenderVersion);
+        // Cannot overflow: at most 2^32 - 2 amendments are counted (versions are uint32 from 1).
+        unchecked {
+            return (bid.confirmedAmendments + 1, _sections[sectionId].tenderVersion);
+        }
+    }
+
+    /// @dev The amendments of the section's tender documents so far (its version is 1 as published).
+    function _amendments(Section storage section) private view returns (uint32) {
+        // Cannot underflow: a section's tenderVersion starts at 1 and only grows.
+        unchecked {
+            return section.tenderVersion - 1;
+        }
     }
 
     /// @notice The ids of the tender's sections, in the order they were added.
