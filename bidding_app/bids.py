@@ -29,8 +29,17 @@ from bidding_app.errors import (
     NotFound,
     NotRegistered,
 )
-from bidding_app.models import Bid, BidUpload, Organisation, OutboxEntry, Registration, Section, now
-from bidding_app.storage import store_stream
+from bidding_app.models import (
+    Bid,
+    BidUpload,
+    BidUploadOrigin,
+    Organisation,
+    OutboxEntry,
+    Registration,
+    Section,
+    now,
+)
+from bidding_app.storage import make_durable, store_stream
 
 HASH32 = re.compile(r"^0x[0-9a-f]{64}$")
 SUBMISSION_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -149,10 +158,14 @@ def receive_envelope(stream: IO[bytes], folder: Path, max_bytes: int) -> Envelop
 
 @dataclass(frozen=True)
 class UploadContext:
+    """Who sent an upload from where, and the chain time its deadline is checked against."""
+
     submission_key: str
     remote_addr: str
     user_agent: str
     chain_now: int
+    client_ip: str = ""  # the regulator's origin record (bid_upload_origin): peer or trusted-proxy client
+    device_id: str | None = None
 
 
 def submit(
@@ -164,7 +177,8 @@ def submit(
     envelope: Envelope,
     context: UploadContext,
 ) -> Bid:
-    """Place (or replace) the bidder's sealed bid; the chain write goes to the outbox in the same transaction.
+    """Place (or replace) the bidder's sealed bid; the chain write and the upload's origin record go in
+    the same transaction, after the envelope is on disk (`make_durable`).
 
     A repeated `submission_key` returns the bid of the first submission and stores nothing new.
     """
@@ -188,6 +202,17 @@ def submit(
         replacing = bid is not None and bid.status == "committed"
         if not replacing and cover is None:
             raise InvalidInput("请填写投标保证金的形式和凭证", field="cover_kind")
+        if not replacing and bidder.address is None:
+            raise InvalidInput("贵单位尚无链上账户，无法投标", field="cover_kind")
+        # The envelope goes to its place and onto disk before the first write of the transaction: the
+        # disk flush lets other requests run (gevent), and none of them may find the database locked
+        # by a transaction that waits for the disk (SQLite's busy wait would block the whole worker).
+        stored = Path(section.chain_id[2:18]) / envelope.path.name
+        final = envelope.path.parent.parent / "bids" / stored
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(envelope.path, final)
+        envelope = Envelope(final, envelope.size, envelope.sha256)  # so that a failure below removes it
+        make_durable(final)
         if bid is None:
             assert cover is not None
             bid = Bid(section_id=section.id, bidder_id=bidder.id, status="committing", cover_kind=cover.kind,
@@ -201,24 +226,20 @@ def submit(
         else:
             bid.status = "replacing"
         if not replacing:
-            assert cover is not None
-            if bidder.address is None:
-                raise InvalidInput("贵单位尚无链上账户，无法投标", field="cover_kind")
+            assert cover is not None and bidder.address is not None
             bid.cover_salt = cover.blinding_salt()
             blinded = covers.chain_cover(cover.kind, cover.reference, bid.cover_salt)
             bid.cover_commitment = covers.commitment_of(section.chain_id, bidder.address, blinded)
             bid.cover_reveal_tx = bid.cover_reveal_error = None
         bid.confirmed_version, bid.error_code, bid.updated_at = section.tender.version, None, now()
         session.flush()
-        stored = Path(section.chain_id[2:18]) / envelope.path.name
-        final = envelope.path.parent.parent / "bids" / stored
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(envelope.path, final)
         upload = BidUpload(bid_id=bid.id, bidder_id=bidder.id, submission_key=context.submission_key,
                            commitment=commitment, stored_name=str(stored), size=envelope.size,
                            remote_addr=context.remote_addr[:64], user_agent=context.user_agent[:300])
         session.add(upload)
         session.flush()
+        session.add(BidUploadOrigin(upload_id=upload.id, client_ip=context.client_ip[:64],
+                                    device_id=context.device_id, user_agent=context.user_agent[:300]))
         payload = {"bid_id": bid.id, "section_id": section.chain_id, "ciphertext_hash": commitment}
         if replacing:
             outbox.enqueue(session, bidder.id, "replace_bid", f"replace_bid:{upload.id}", payload)

@@ -22,6 +22,7 @@ def defaults() -> dict[str, Any]:
         "RPC_URL": None,
         "DEPLOYMENT": None,  # a manifest dict or the path of build/deployment.json
         "CHAIN_TIMEOUT": 60.0,
+        "CHAIN_TIME_MAX_AGE": 0.0,  # s the upload's deadline check keeps chain time (bidding_app/chain.py)
         "OUTBOX_THREAD": True,
         "OUTBOX_POLL_INTERVAL": 0.5,
         "HALL_RESPONSE_WINDOW": 30 * 60,  # seconds of chain time for bidders to confirm or object to the record

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -19,6 +22,30 @@ class StoredFile:
     size: int
     sha256: str  # hex digits
     head: bytes  # the first bytes, for checking the content's type
+
+
+def _blocking(call: Callable[[int], None], fd: int) -> None:
+    """Run a blocking disk flush; in a gevent worker on gevent's thread pool, so that the other
+    requests of the process keep running while the disk works (fsync releases the GIL)."""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    if gevent_monkey is not None and gevent_monkey.is_module_patched("os"):
+        import gevent
+
+        gevent.get_hub().threadpool.apply(call, (fd,))
+    else:
+        call(fd)
+
+
+def make_durable(path: Path) -> None:
+    """Put the file's content and its name (in its folder) on disk, so that a power loss cannot keep a
+    database row that points to it while dropping the file itself. Costs about 1-2 ms of disk time."""
+    for target, flags, flush in ((path, os.O_RDONLY, os.fdatasync),
+                                 (path.parent, os.O_RDONLY | os.O_DIRECTORY, os.fsync)):
+        fd = os.open(target, flags)
+        try:
+            _blocking(flush, fd)
+        finally:
+            os.close(fd)
 
 
 def store_stream(stream: IO[bytes], path: Path, max_bytes: int, *, label: str, field: str) -> StoredFile:

@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1,
                         help="gevent worker processes (1: the opening hall's events fan out in one process)")
+    parser.add_argument("--chain-time-max-age", type=float, default=0.5,
+                        help="seconds the upload's deadline check keeps chain time (0: ask the node per upload)")
     parser.add_argument("--seed", metavar="CONSORTIUM_JSON", help="seed these organisations first (dev only)")
     parser.add_argument("--password", default=os.environ.get("JIANZHENG_DEV_PASSWORD", "jianzheng-dev"),
                         help="initial password of seeded users")
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     # The outbox sender runs in a process of its own (below), not in the web worker: its signing and
     # JSON-RPC work then takes no time from requests, and it keeps running across worker restarts.
     app_config: dict[str, Any] = {"DEPLOYMENT": args.deployment if args.rpc_url else None, "RPC_URL": args.rpc_url,
-                                  "OUTBOX_THREAD": False}
+                                  "OUTBOX_THREAD": False, "CHAIN_TIME_MAX_AGE": args.chain_time_max_age}
     if args.database_url:
         app_config["DATABASE_URL"] = args.database_url
     if args.seed:

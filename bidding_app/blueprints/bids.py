@@ -71,9 +71,8 @@ def receive_bid(section_id: int) -> Bid:
     device_id = oversight.parse_device_id(request.headers.get("X-Device-Id"))
     envelope = service.receive_envelope(stream, incoming_folder(), int(current_app.config["MAX_BID_BYTES"]))
     context = service.UploadContext(key, request.remote_addr or "", request.headers.get("User-Agent", ""),
-                                    gateway().now())
+                                    gateway().now_for_deadline(section.opening_time), upload_client_ip(), device_id)
     bid = service.submit(db.session, bidder, section, cover, commitment, envelope, context)
-    oversight.record_origin(db.session, bidder.id, key, upload_client_ip(), device_id, context.user_agent)
     outbox_wake()
     return bid
 

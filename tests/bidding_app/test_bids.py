@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
+from bidding_app.chain import ChainGateway
 from bidding_app.db import db
 from bidding_app.models import Bid, BidUpload, OutboxEntry, Registration, Section
 from contracts.client import Signer
@@ -138,6 +139,37 @@ def test_after_the_deadline_nothing_changes(clients: Clients, platform: Platform
     assert (after.status, after.commitment, after.chain_tx) == (bid.status, bid.commitment, bid.chain_tx)
     with clients.app.app_context():
         assert db.session.scalar(sa.select(sa.func.count(BidUpload.id))) == 1
+
+
+def test_kept_chain_time_only_accepts_and_the_outbox_catches_a_late_bid(clients: Clients, platform: Platform) -> None:
+    """The upload's deadline check keeps chain time (CHAIN_TIME_MAX_AGE; here long enough to matter):
+    a refusal is always asked of the node again, and a bid the kept time lets through after the
+    deadline is refused by the contract and recorded on the bid by the outbox."""
+    chain_gateway: ChainGateway = clients.app.extensions["jianzheng_chain"]
+    chain_gateway.time_max_age = 3600.0
+    section = open_section(clients, platform, opening_in=120)
+    bidder = clients.logged_in(Role.BIDDER)
+    register(bidder, section)
+    assert upload(bidder, section, b"sealed before the deadline").status_code == 302
+    clients.drain()
+    kept = chain_gateway.now_for_deadline(section.opening_time)
+    assert kept < section.opening_time
+    platform.backend.advance_to(section.opening_time)
+    assert chain_gateway.now() >= section.opening_time  # every other check asks the node
+    assert chain_gateway.now_for_deadline(section.opening_time) == kept  # kept: still before the deadline
+    late = upload(bidder, section, b"replaced within the kept window", cover_kind="")
+    assert late.status_code == 302
+    assert bid_row(clients).status == "replacing"
+    clients.drain()
+    bid = bid_row(clients)
+    assert (bid.status, bid.error_code) == ("committed", "TenderRegistryBidAfterDeadline")
+    assert bid.commitment == "0x" + hashlib.sha256(b"sealed before the deadline").hexdigest()
+    signer = clients.config.with_role(Role.BIDDER)[0].signer
+    on_chain = platform.tenders.bid(bytes.fromhex(section.chain_id[2:]), signer.address)
+    assert on_chain.ciphertext_hash == bytes.fromhex(bid.commitment[2:])
+    assert chain_gateway.now_for_deadline(kept) >= section.opening_time  # a refusal is asked again
+    refused = upload(bidder, section, b"too late", cover_kind="")
+    assert refused.status_code == 409 and "已过投标截止时间" in refused.get_data(as_text=True)
 
 
 def test_bad_uploads_are_refused_with_a_reason(clients: Clients, platform: Platform) -> None:
