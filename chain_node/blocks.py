@@ -327,12 +327,7 @@ class Block:
         saves recovering its sender again; it must only return transactions decoded for this chain.
         Raises InvalidBlock, naming the position of a transaction that does not decode.
         """
-        try:
-            item = rlp_decode(data)
-        except rlp.exceptions.DecodingError as exc:
-            raise InvalidBlock(f"block is not valid RLP: {exc}") from exc
-        if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], list):
-            raise InvalidBlock("a block is an RLP list [header, [transactions]]")
+        item = _block_item(data)
         header = Header.from_rlp_item(item[0])
         txs: list[Transaction] = []
         for position, raw in enumerate(item[1]):
@@ -347,6 +342,22 @@ class Block:
             except InvalidTransaction as exc:
                 raise InvalidBlock(f"transaction {position}: {type(exc).__name__}: {exc}") from exc
         return cls(header=header, transactions=tuple(txs))
+
+    @staticmethod
+    def decode_header(data: bytes) -> Header:
+        """The header of an encoded block, without decoding its transactions (each would cost a
+        sender recovery): enough to pass over a block already held, e.g. one synced twice."""
+        return Header.from_rlp_item(_block_item(data)[0])
+
+
+def _block_item(data: bytes) -> list[Any]:
+    try:
+        item = rlp_decode(data)
+    except rlp.exceptions.DecodingError as exc:
+        raise InvalidBlock(f"block is not valid RLP: {exc}") from exc
+    if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], list):
+        raise InvalidBlock("a block is an RLP list [header, [transactions]]")
+    return item
 
 
 def block_logs_bloom(receipts: tuple[Receipt, ...] | list[Receipt]) -> bytes:

@@ -90,8 +90,13 @@ _GENESIS_PARENT_ROOT = bytes(32)
 
 # pyrevm reports a failed message by raising RuntimeError with revm's debug text of the result.
 _REVERT_OUTPUT = re.compile(r"output: 0x([0-9a-fA-F]*)")
-# In the journal's debug text: storage writes (loads have `had_value: None`) and self-destructs.
-_STORAGE_WRITE = re.compile(r"StorageChange \{ address: 0x([0-9a-f]{40}), key: (\d+), had_value: Some")
+# In the journal's debug text: storage changes (`StorageChange { address: 0x.., key: <decimal>,
+# had_value: .. }`; loads have `had_value: None`, writes `Some(..)`) and self-destructs. Writes are
+# found with `str.find`/`rfind` rather than a regex: on the few kilobytes of a contract call's journal
+# it is several times faster, and it runs for every transaction on every validator.
+_STORAGE_CHANGE = "StorageChange { address: 0x"
+_KEY_AT = 40 + len(", key: ")  # where the key starts after the address's 40 hex digits
+_WRITTEN = ", had_value: Some"
 _DESTROYED = re.compile(r"AccountDestroyed \{ address: 0x([0-9a-f]{40})")
 
 
@@ -622,14 +627,22 @@ def _block_diff(state: WorldState, position: int) -> tuple[dict[bytes, Account],
                 first_accounts[address] = old if isinstance(old, Account) else None
         elif (address, slot) not in first_slots:
             first_slots[(address, slot)] = old if isinstance(old, int) else 0
-    slots = {key: state.storage_at(*key) for key, old in first_slots.items() if state.storage_at(*key) != old}
+    # Read the mirror's dicts directly: the caller holds the lock, and this runs over every write of the block.
+    storage, mirror = state._storage, state._accounts
+    slots: dict[tuple[bytes, int], int] = {}
+    for key, old_value in first_slots.items():
+        held = storage.get(key[0])
+        value = held.get(key[1], 0) if held else 0
+        if value != old_value:
+            slots[key] = value
     accounts: dict[bytes, Account] = {}
     for address, old_account in first_accounts.items():
-        now = state.account(address)
-        if now != (old_account or _NO_ACCOUNT):
+        now = mirror.get(address, _NO_ACCOUNT)
+        if now is not old_account and now != (old_account or _NO_ACCOUNT):
             accounts[address] = now
     for address, _ in slots:
-        accounts.setdefault(address, state.account(address))
+        if address not in accounts:
+            accounts[address] = mirror.get(address, _NO_ACCOUNT)
     return accounts, slots
 
 
@@ -747,6 +760,20 @@ def _run_message(
     return _Outcome(False, b"", result.gas_used, (), str(reason)), None
 
 
+def _storage_writes(journal: str) -> list[tuple[str, int]]:
+    """(address hex, slot) of every storage write in the journal's text, in order, repeats included."""
+    writes: list[tuple[str, int]] = []
+    end = journal.find(_WRITTEN)
+    while end >= 0:
+        start = journal.rfind(_STORAGE_CHANGE, 0, end)
+        if start < 0:
+            raise RuntimeError("unexpected pyrevm journal text: a storage write without its entry")
+        start += len(_STORAGE_CHANGE)
+        writes.append((journal[start : start + 40], int(journal[start + _KEY_AT : end])))
+        end = journal.find(_WRITTEN, end + len(_WRITTEN))
+    return writes
+
+
 def _read_effects(
     state: WorldState, *, runs_code: bool = True
 ) -> tuple[dict[bytes, Account | None], dict[tuple[bytes, int], int]]:
@@ -774,11 +801,11 @@ def _read_effects(
     start = journal.rfind(", journal: [")
     tail = journal[start:] if start >= 0 else journal
     slots: dict[tuple[bytes, int], int] = {}
-    for address_hex, key_text in _STORAGE_WRITE.findall(tail):
-        key = (bytes.fromhex(address_hex), int(key_text))
+    for address_hex, slot in _storage_writes(tail):
+        key = (bytes.fromhex(address_hex), slot)
         if key not in slots:
-            slots[key] = int(evm.storage("0x" + address_hex, key[1]))
-    for address_hex in _DESTROYED.findall(tail):
+            slots[key] = int(evm.storage("0x" + address_hex, slot))
+    for address_hex in _DESTROYED.findall(tail) if "AccountDestroyed" in tail else ():
         address = bytes.fromhex(address_hex)
         accounts[address] = None
         for slot in state._storage.get(address, {}):

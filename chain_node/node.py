@@ -62,6 +62,7 @@ MAX_BLOCK_TXS = 5_000
 TIMESTAMP_DRIFT = 15
 MIN_BLOCK_GAP = 0.01
 RECENT_TX_MEMORY = 100_000
+PROPOSED_TX_MEMORY = MAX_BLOCK_TXS  # transactions decoded from proposals before their gossip arrived
 DECODED_TX_MEMORY = 20_000  # decoded transactions kept for RPC reads, counted over the recent blocks kept
 HEADER_MEMORY = 1024
 CALL_HISTORY_BLOCKS = 128  # eth_call and eth_estimateGas run this many blocks back (state reads: any block)
@@ -119,6 +120,9 @@ class Validator:
         self.time_offset = 0
         self.tentative: Tentative | None = None
         self._recently_final: dict[bytes, None] = {}  # insertion-ordered: the oldest are forgotten first
+        # Transactions a proposal brought before their gossip did, by hash: the gossip reuses them
+        # instead of recovering the sender a second time (see `_known_transaction`).
+        self._proposed_txs: dict[bytes, Transaction] = {}
         self._decoded: dict[int, tuple[Block, int]] = {}  # recent final blocks, for RPC reads
         self._decoded_txs = 0
         self.stats: dict[str, int] = {"blocks_synced": 0, "tx_rejected": 0}
@@ -226,6 +230,7 @@ class Validator:
         for tx in block.transactions:
             self.pool.remove_below(tx.sender, tx.nonce + 1)
             self._recently_final[tx.hash] = None
+            self._proposed_txs.pop(tx.hash, None)
         while len(self._recently_final) > RECENT_TX_MEMORY:
             del self._recently_final[next(iter(self._recently_final))]
 
@@ -358,11 +363,28 @@ class Validator:
     def _validate(self, height: int, payload: bytes) -> bytes | None:
         """The consensus core's check of a proposed block: decodes, re-executes, compares the roots."""
         try:
-            block = Block.decode(payload, self.chain_id, self.pool.get)
+            block = Block.decode(payload, self.chain_id, self._known_transaction)
+            self._keep_proposed(block)
             return self._check_and_execute(block, height)
         except (InvalidBlock, InvalidTransaction, ValueError, rlp.DecodingError) as error:
             log.info("rejecting proposal at %d: %s", height, error)
             return None
+
+    def _known_transaction(self, tx_hash: bytes) -> Transaction | None:
+        """A transaction already decoded (signature checked, sender recovered) here: pooled, or
+        brought by an earlier proposal. Recovering a sender is the largest cost of decoding."""
+        return self.pool.get(tx_hash) or self._proposed_txs.get(tx_hash)
+
+    def _keep_proposed(self, block: Block) -> None:
+        """Remember the proposal's transactions that are not pooled here, for their gossip to reuse.
+
+        A proposal often overtakes the gossip of its newest transactions; without this, each of
+        them would be decoded twice on this validator (once in the block, once from the gossip)."""
+        for tx in block.transactions:
+            if self.pool.get(tx.hash) is None:
+                self._proposed_txs[tx.hash] = tx
+        while len(self._proposed_txs) > PROPOSED_TX_MEMORY:
+            del self._proposed_txs[next(iter(self._proposed_txs))]
 
     def _check_and_execute(self, block: Block, height: int) -> bytes:
         header, parent = block.header, self.head
@@ -451,7 +473,7 @@ class Validator:
         if self.tentative is not None and self.tentative.digest == decision.digest:
             block = self.tentative.block
         else:
-            block = Block.decode(decision.payload, self.chain_id, self.pool.get)
+            block = Block.decode(decision.payload, self.chain_id, self._known_transaction)
         self.commit(block, tuple(decision.seals))
         return self.core.start_height(decision.height + 1, self.validators, _ms())
 
@@ -462,11 +484,14 @@ class Validator:
     def apply_synced(self, payload: bytes) -> Outbox | None:
         advanced = False
         for block_payload, seals_bytes in rlp.decode(payload):
-            block = Block.decode(bytes(block_payload), self.chain_id)
-            if block.header.number <= self.head.number:
+            # Several peers answer a lagging node with the same blocks: pass over those already held
+            # before decoding their transactions, and reuse the ones already decoded (pooled).
+            number = Block.decode_header(bytes(block_payload)).number
+            if number <= self.head.number:
                 continue
-            if block.header.number != self.head.number + 1:
+            if number != self.head.number + 1:
                 break
+            block = Block.decode(bytes(block_payload), self.chain_id, self._known_transaction)
             self.commit(block, decode_seals(bytes(seals_bytes)))
             self.stats["blocks_synced"] += 1
             advanced = True
@@ -479,7 +504,8 @@ class Validator:
     def submit_raw_transaction(self, raw: bytes, gossip: bool = True) -> Transaction:
         from chain_node.execution import check_transaction
 
-        tx = decode_transaction(raw, self.chain_id)
+        known = self._proposed_txs.pop(keccak(raw), None) if self._proposed_txs else None
+        tx = known if known is not None and known.raw == raw else decode_transaction(raw, self.chain_id)
         state_nonce = self.state.nonce(tx.sender)
         check_transaction(
             self.state,

@@ -14,7 +14,7 @@ For each chain it measures
 It ends with one JSON line. anvil runs with `--block-time 1 --prune-history` (its own memory
 otherwise grows with every block).
 
-    python scripts/bench_chain.py [--txs 6000] [--bidders 200]
+    python scripts/bench_chain.py [--txs 6000] [--bidders 200] [--skip-anvil]
 """
 
 from __future__ import annotations
@@ -272,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--txs", type=int, default=6000)
     parser.add_argument("--bidders", type=int, default=200)
     parser.add_argument("--validators", type=int, default=4)
+    parser.add_argument(
+        "--skip-anvil", action="store_true", help="measure chain_node only (e.g. CPU per tx before/after a change)"
+    )
     args = parser.parse_args(argv)
     compile_all()
     keys = bidder_keys(args.bidders)
@@ -291,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
             for validator in running:
                 validator.stop()
 
+    if args.skip_anvil:
+        print(json.dumps(results, sort_keys=True))
+        return 0
     # Same block gas limit as chain_node; set up with automine, then measure with one block a second.
     anvil = start_anvil(prune_history=True, extra_args=("--gas-limit", str(DEFAULT_BLOCK_GAS_LIMIT)))
     try:

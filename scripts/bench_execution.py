@@ -5,7 +5,8 @@ deployed by transactions, bidders admitted by two admins, a tender with sections
 `--count` `commitBid` transactions (EIP-1559, eth-account) and times what a validator does with a
 proposed block: `decode_transaction` (RLP, signature check, sender recovery) and `apply_block`
 (admission checks, EVM, fees, receipts, state commitment), in blocks of at most the gas limit.
-Signing is not timed. Prints one JSON line:
+Signing is not timed. Prints one JSON line, with the rate and the CPU time per transaction (the
+figure to compare variants with on a busy machine):
 
     python scripts/bench_execution.py [--count 5000]
 
@@ -231,6 +232,7 @@ def run(count: int, bidders: int = 50, block_size: int = 500) -> dict[str, Any]:
     gas_used = 0
     decode_seconds = 0.0
     started = time.perf_counter()
+    cpu_started = time.process_time()  # CPU of this process: unlike the rate, not skewed by other load
     for raws in chunks:  # what a validator does with each proposed block
         number += 1
         decode_started = time.perf_counter()
@@ -245,12 +247,14 @@ def run(count: int, bidders: int = 50, block_size: int = 500) -> dict[str, Any]:
         executed += len(result.included)
         gas_used += result.gas_used
     elapsed = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     return {
         "benchmark": "execution",
         "transactions": executed,
         "blocks": len(chunks),
         "seconds": round(elapsed, 3),
         "tx_per_second": round(executed / elapsed, 1),
+        "cpu_us_per_tx": round(cpu_seconds / max(executed, 1) * 1e6, 1),
         "decode_share": round(decode_seconds / elapsed, 3),
         "gas_per_bid": gas_used // max(executed, 1),
         "mgas_per_second": round(gas_used / elapsed / 1e6, 2),
