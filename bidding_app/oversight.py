@@ -249,22 +249,6 @@ def parse_device_id(value: str | None) -> str | None:
     return value
 
 
-def record_origin(session: Session, bidder_id: int, submission_key: str, ip: str, device_id: str | None,
-                  user_agent: str) -> BidUploadOrigin | None:
-    """Record where the upload of (bidder, submission key) came from, once: a double submission keeps the
-    first record. None when no such upload exists (the upload was refused)."""
-    upload = session.scalars(sa.select(BidUpload).where(BidUpload.bidder_id == bidder_id,
-                                                        BidUpload.submission_key == submission_key)).first()
-    if upload is None:
-        return None
-    origin = session.get(BidUploadOrigin, upload.id)
-    if origin is None:
-        origin = BidUploadOrigin(upload_id=upload.id, client_ip=ip, device_id=device_id, user_agent=user_agent[:300])
-        session.add(origin)
-        session.commit()
-    return origin
-
-
 # ------------------------------------------------------------------------------------------- providers
 
 

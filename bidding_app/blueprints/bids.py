@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from flask.typing import ResponseReturnValue
 
 from bidding_app import bids as service
-from bidding_app import oversight
+from bidding_app import covers, oversight
 from bidding_app.accounts import current_user, requires
 from bidding_app.chain import gateway
 from bidding_app.db import db
@@ -68,6 +68,10 @@ def receive_bid(section_id: int) -> Bid:
     cover = None
     if fields["cover_kind"]:
         cover = service.parse_cover(fields["cover_kind"], fields["cover_ref"], fields["guarantee_salt"])
+        deployment = gateway().deployment
+        if deployment is not None and bidder.address is not None:  # the bond is checked on chain, read only
+            covers.check_guarantee_cover(deployment, section, bidder.address, cover.kind, cover.reference,
+                                         cover.salt)
     device_id = oversight.parse_device_id(request.headers.get("X-Device-Id"))
     envelope = service.receive_envelope(stream, incoming_folder(), int(current_app.config["MAX_BID_BYTES"]))
     context = service.UploadContext(key, request.remote_addr or "", request.headers.get("User-Agent", ""),

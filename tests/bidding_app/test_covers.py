@@ -13,7 +13,7 @@ from bidding_app.db import db
 from bidding_app.models import Bid, OutboxEntry, Section
 from contracts.records import CoverKind, GuaranteeTerms, Role
 from tests.bidding_app.conftest import Clients
-from tests.bidding_app.test_bids import open_section, placed_bid, register, upload
+from tests.bidding_app.test_bids import open_section, register, upload
 from tests.helpers import Platform, fresh_id
 
 
@@ -90,9 +90,20 @@ def test_a_sealed_guarantee_is_revealed_only_at_the_opening(clients: Clients, pl
 def test_a_reveal_sent_too_early_is_queued_again_and_an_invalid_cover_is_kept(
     clients: Clients, platform: Platform
 ) -> None:
-    section, _bidder = placed_bid(clients, platform, b"sealed", cover_kind="guarantee",
-                                  cover_ref="BH-NO-SUCH-GUARANTEE")
+    # A guarantee valid when the bid relies on it (the platform checks it on chain then), which its issuer
+    # cancels before the deadline: the reveal at the opening finds it cancelled.
+    section = open_section(clients, platform)
+    bidder = clients.logged_in(Role.BIDDER)
+    register(bidder, section)
+    applicant = clients.config.with_role(Role.BIDDER)[0].signer.address
+    guarantee = fresh_id("guarantee")
+    platform.guarantees.issue(platform.guarantors[0], guarantee, GuaranteeTerms(
+        section_ref=bytes.fromhex(section.chain_id[2:]), sealed_ref=False, applicant=applicant,
+        beneficiary=platform.tenderer.address, amount=section.bid_bond,
+        valid_until=section.opening_time + section.bid_validity_period + 30 * 86400, letter_hash=os.urandom(32)))
+    upload(bidder, section, b"sealed", cover_kind="guarantee", cover_ref="0x" + guarantee.hex())
     assert clients.drain() == 1
+    platform.guarantees.cancel(platform.guarantors[0], guarantee)
     assert _bid(clients).status == "committed"  # the chain cannot tell: the cover is blinded
     # Before the opening time the chain refuses the reveal; that refusal is not final.
     assert _queue(clients, section) == 1
@@ -106,9 +117,22 @@ def test_a_reveal_sent_too_early_is_queued_again_and_an_invalid_cover_is_kept(
         codes = db.session.scalars(
             sa.select(OutboxEntry.error_code).where(OutboxEntry.action == "reveal_cover").order_by(OutboxEntry.id)
         ).all()
-    assert codes == ["TenderRegistryBeforeOpening", "GuaranteeRegistryUnknownGuarantee"]
+    assert codes == ["TenderRegistryBeforeOpening", "GuaranteeRegistryInvalidState"]
     bid = _bid(clients)
-    assert bid.cover_reveal_error == "GuaranteeRegistryUnknownGuarantee" and bid.cover_reveal_tx is None
+    assert bid.cover_reveal_error == "GuaranteeRegistryInvalidState" and bid.cover_reveal_tx is None
     assert _queue(clients, section) == 0  # refused for good: not queued again
     account = clients.config.with_role(Role.BIDDER)[0].signer.address
     assert not platform.tenders.cover_of(bytes.fromhex(section.chain_id[2:]), account).revealed
+
+
+def test_a_bid_on_a_guarantee_the_chain_does_not_back_is_refused_at_upload(
+    clients: Clients, platform: Platform
+) -> None:
+    section = open_section(clients, platform)
+    bidder = clients.logged_in(Role.BIDDER)
+    register(bidder, section)
+    answer = upload(bidder, section, b"sealed", cover_kind="guarantee", cover_ref="BH-NO-SUCH-GUARANTEE")
+    assert answer.status_code == 400 and "链上没有该编号的保函" in answer.get_data(as_text=True)
+    with clients.app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Bid.id))) == 0
+        assert db.session.scalar(sa.select(sa.func.count(OutboxEntry.id))) == 2  # the tender and its section
