@@ -4,6 +4,7 @@ consortium deployed on the test chain and seeded into the platform, and logged-i
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -244,3 +245,25 @@ def wait_until(predicate: Any, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not reached")
         time.sleep(0.1)
+
+
+def serve_platform(tmp_path: Path, platform: Platform, dev_config: ConsortiumConfig) -> Iterator[str]:
+    """The platform as `make run` serves it (gunicorn in a subprocess, bidding_app.launch) on a free loopback
+    port over a seeded SQLite database; yields its URL (for the fixtures of the browser tests)."""
+    from bidding_app.launch import start_platform
+
+    database = f"sqlite:///{tmp_path / 'served.db'}"
+    seeded(create_app(app_config(database, tmp_path, platform)), dev_config).extensions["jianzheng_db"].engine.dispose()
+    manifest = tmp_path / "deployment.json"
+    manifest.write_text(json.dumps(platform.manifest))
+    running = start_platform(
+        free_port(),
+        ["--rpc-url", platform.backend.chain.rpc_url, "--deployment", str(manifest), "--database-url", database],
+        {"JIANZHENG_KEY_ENCRYPTION_KEY": KEK, "JIANZHENG_UPLOAD_FOLDER": str(tmp_path / "uploads"),
+         "JIANZHENG_SECRET_KEY": "served-test-secret"},
+        tmp_path / "server.log",
+    )
+    try:
+        yield running.url
+    finally:
+        running.stop()

@@ -19,34 +19,19 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from bidding_app import create_app
-from bidding_app.launch import start_platform
 from contracts.deploy import ConsortiumConfig
 from contracts.records import Role
-from opening import dkg
 from opening.cli import main as opening_cli
 from opening.envelope import seal_bid
 from opening.witness import AccessRequest, WitnessShare, release_shares, save_share
 from tests.backends import selected_backends
-from tests.bidding_app.conftest import KEK, PASSWORD, app_config, free_port, seeded
+from tests.bidding_app.conftest import PASSWORD, opening_key, serve_platform
 from tests.helpers import Platform
 from tests.opening.builders import run_dkg
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run"]
-
-def real_opening_key(witnesses: int = 2, threshold: int = 2) -> str:
-    """An opening key as the witnesses' DKG (opening.dkg) makes it, in its anchored encoding.
-
-    Opening bids sealed to it is the opening module's own test domain; here it is what the browser
-    seals to through opening/static/sealing.js.
-    """
-    transport = [dkg.new_transport_key() for _ in range(witnesses)]
-    params = dkg.DkgParams(os.urandom(32), threshold, tuple(public for _, public in transport))
-    deals = [dkg.deal(params, dealer) for dealer in range(1, witnesses + 1)]
-    return "0x" + dkg.finish(params, deals, []).opening_key.encode().hex()
-
 
 @pytest.fixture
 def served(tmp_path: Path, platform: Platform, dev_config: ConsortiumConfig) -> Iterator[str]:
@@ -56,22 +41,7 @@ def served(tmp_path: Path, platform: Platform, dev_config: ConsortiumConfig) -> 
     other tests run on each), and the whole set stays within its time budget."""
     if platform.backend.name != selected_backends()[0]:
         pytest.skip("the browser journey runs with the first chain backend only")
-    database = f"sqlite:///{tmp_path / 'browser.db'}"
-    seeder = seeded(create_app(app_config(database, tmp_path, platform)), dev_config)
-    seeder.extensions["jianzheng_db"].engine.dispose()
-    manifest = tmp_path / "deployment.json"
-    manifest.write_text(json.dumps(platform.manifest))
-    running = start_platform(
-        free_port(),
-        ["--rpc-url", platform.backend.chain.rpc_url, "--deployment", str(manifest), "--database-url", database],
-        {"JIANZHENG_KEY_ENCRYPTION_KEY": KEK, "JIANZHENG_UPLOAD_FOLDER": str(tmp_path / "uploads"),
-         "JIANZHENG_SECRET_KEY": "browser-test-secret"},
-        tmp_path / "server.log",
-    )
-    try:
-        yield running.url
-    finally:
-        running.stop()
+    yield from serve_platform(tmp_path, platform, dev_config)
 
 
 def snap(page: Page, name: str) -> None:
@@ -111,7 +81,7 @@ def test_agency_publishes_and_bidder_seals_and_uploads(
             for name in ("市公共资源交易中心", "市公证处"):
                 agency.get_by_label(name).first.check()
             agency.fill("input[name=s0_quorum]", "2")
-            agency.fill("input[name=s0_opening_key]", real_opening_key())
+            agency.fill("input[name=s0_opening_key]", opening_key(2, 2))
             snap(agency, "1-publish-form")
             agency.click("#publish")
             expect(agency.locator("#tender-title")).to_have_text("浏览器测试：污水处理厂扩建工程")

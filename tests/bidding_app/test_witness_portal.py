@@ -19,16 +19,14 @@ import sqlalchemy as sa
 from eth_typing import HexStr
 from playwright.sync_api import Page, expect, sync_playwright
 
-from bidding_app import create_app
 from bidding_app.db import db
-from bidding_app.launch import start_platform
 from bidding_app.models import Bid
 from chain_node import proofs
 from contracts.deploy import ConsortiumConfig
 from contracts.records import Role
-from tests.bidding_app.conftest import KEK, PASSWORD, Clients, app_config, free_port, seeded
+from tests.bidding_app.conftest import PASSWORD, Clients, opening_key, serve_platform
 from tests.bidding_app.test_bids import open_section, placed_bid, register, upload
-from tests.bidding_app.test_browser import CHROMIUM, CHROMIUM_FLAGS, real_opening_key, sign_in, snap
+from tests.bidding_app.test_browser import CHROMIUM, CHROMIUM_FLAGS, sign_in, snap
 from tests.helpers import Platform, random_hash
 
 
@@ -149,21 +147,7 @@ def served_with_seals(tmp_path: Path, platform: Platform, dev_config: Consortium
     needs commit seals, which only chain_node keeps."""
     if platform.backend.name != "chain_node":
         pytest.skip("the witness journey needs chain_node's commit seals")
-    database = f"sqlite:///{tmp_path / 'portal.db'}"
-    seeded(create_app(app_config(database, tmp_path, platform)), dev_config).extensions["jianzheng_db"].engine.dispose()
-    manifest = tmp_path / "deployment.json"
-    manifest.write_text(json.dumps(platform.manifest))
-    running = start_platform(
-        free_port(),
-        ["--rpc-url", platform.backend.chain.rpc_url, "--deployment", str(manifest), "--database-url", database],
-        {"JIANZHENG_KEY_ENCRYPTION_KEY": KEK, "JIANZHENG_UPLOAD_FOLDER": str(tmp_path / "uploads"),
-         "JIANZHENG_SECRET_KEY": "portal-test-secret"},
-        tmp_path / "server.log",
-    )
-    try:
-        yield running.url
-    finally:
-        running.stop()
+    yield from serve_platform(tmp_path, platform, dev_config)
 
 
 def publish_over_api(url: str, platform: Platform, dev_config: ConsortiumConfig) -> int:
@@ -178,7 +162,7 @@ def publish_over_api(url: str, platform: Platform, dev_config: ConsortiumConfig)
              "tenderer_id": next(m["id"] for m in members if "tenderer" in m["roles"]),
              "sections": [{"title": "第一标段", "opening_time": platform.now() + 7200, "bid_bond": 10_000_000,
                            "bid_validity_days": 90, "min_valid_bids": 3, "witness_ids": witnesses,
-                           "witness_quorum": 2, "opening_key": real_opening_key()}]}
+                           "witness_quorum": 2, "opening_key": opening_key(2, 2)}]}
     published = http.post(url + "/api/v1/tenders", json=draft)
     assert published.status_code == 201, published.text
     tender = published.json()
