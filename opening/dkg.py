@@ -286,6 +286,16 @@ def secret_share(
     return total
 
 
+def key_dealt_in_one_place(threshold: int, witnesses: int) -> OpeningKey:
+    """A well-formed k-of-n opening key from a whole DKG run in this one process, with fresh keys.
+
+    For tests, benchmarks and demos only: this process saw every deal, so nobody can open what is sealed
+    to the key (the shares are dropped) — which is what a bid sealed to a wrong key, or a publication
+    check, needs. Witnesses make real keys with `deal`, `receive` and `finish` on their own machines."""
+    params = DkgParams(secrets.token_bytes(32), threshold, tuple(new_transport_key()[1] for _ in range(witnesses)))
+    return finish(params, [deal(params, dealer) for dealer in range(1, witnesses + 1)], []).opening_key
+
+
 def deal_to_json(deal_: Deal) -> dict[str, object]:
     return {
         "dealer": deal_.dealer,

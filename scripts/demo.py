@@ -184,7 +184,7 @@ def run_scenario(demo: Demo) -> None:
         announced = {"price_fen": prices[number], "duration_days": 240 - number * 5, "quality": "合格"}
         key = opening_key
         if number == 4:  # this bidder's software seals to a wrong key: its own fault (art. 31), a claim ground
-            key = bytes.fromhex(_other_key(len(witnesses), 2)[2:])
+            key = dkg.key_dealt_in_one_place(2, len(witnesses)).encode()  # nobody here holds its shares
         envelope = seal_bid(bytes.fromhex(section["chain_id"][2:]), key, bidder.address, announced,
                             f"{bidder.name} 投标文件（技术标与商务标）".encode() * 200, "投标文件.pdf")
         letter = letters[bidder.name]
@@ -391,13 +391,6 @@ def _poll(party: Party, path: str, check: Callable[[dict[str, Any]], Any]) -> Ca
 
 def _watch(party: Party, path: str, state: str) -> Callable[[], Any]:
     return _poll(party, path, lambda application: _state(application, state))
-
-
-def _other_key(witnesses: int, threshold: int) -> str:
-    """An opening key nobody in this tender holds shares of (what a broken bidder client might seal to)."""
-    params = dkg.DkgParams(os.urandom(32), threshold, tuple(dkg.new_transport_key()[1] for _ in range(witnesses)))
-    deals = [dkg.deal(params, i) for i in range(1, witnesses + 1)]
-    return "0x" + dkg.finish(params, deals, []).opening_key.encode().hex()
 
 
 def witness_batch(witness: Party, signer: Signer, deployment: Deployment, share: WitnessShare,

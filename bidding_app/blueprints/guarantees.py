@@ -19,6 +19,7 @@ from flask.typing import ResponseReturnValue
 from bidding_app import bids
 from bidding_app import guarantee_desk as desk
 from bidding_app.accounts import current_user, requires
+from bidding_app.blueprints.api import json_body
 from bidding_app.blueprints.tenders import fen_from_yuan
 from bidding_app.chain import ChainGateway, gateway
 from bidding_app.db import db
@@ -281,18 +282,11 @@ def supervision_page() -> ResponseReturnValue:
 # ------------------------------------------------------------------ JSON API
 
 
-def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("请求体必须是 JSON 对象")
-    return body
-
-
 @api.post("/sections/<int:section_id>/guarantees")
 @requires(Role.BIDDER)
 def api_apply(section_id: int) -> ResponseReturnValue:
     section = bids.section_of(db.session, section_id)
-    draft = desk.parse_draft(_json_body())
+    draft = desk.parse_draft(json_body())
     application, created = desk.apply(db.session, gateway(), current_user().organisation, section, draft)
     return application_json(application, "bidder", gateway()), 201 if created else 200
 
@@ -322,7 +316,7 @@ def api_detail(application_id: int) -> ResponseReturnValue:
 @api.post("/guarantees/<int:application_id>/<step>")
 @requires(*PARTIES)
 def api_step(application_id: int, step: str) -> ResponseReturnValue:
-    application, part = take_step(application_id, step, _json_body())
+    application, part = take_step(application_id, step, json_body())
     return application_json(application, part, gateway())
 
 

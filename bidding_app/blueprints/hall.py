@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 
 from bidding_app import hall as service
 from bidding_app.accounts import current_user, requires
+from bidding_app.blueprints.api import json_body
 from bidding_app.chain import gateway
 from bidding_app.db import db
 from bidding_app.errors import AppError, InvalidInput, NotFound
@@ -265,12 +266,7 @@ def api_share_batch(section_id: int) -> ResponseReturnValue:
 
 
 def _fields(api: bool) -> dict[str, Any]:
-    if api:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise InvalidInput("请求体必须是 JSON 对象")
-        return body
-    return dict(request.form)
+    return json_body() if api else dict(request.form)
 
 
 def _respond(api: bool) -> ResponseReturnValue:
