@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -25,6 +26,7 @@ from bidding_app.errors import (
     AlreadyRegistered,
     BidStateConflict,
     CommitmentMismatch,
+    Forbidden,
     InvalidInput,
     NotFound,
     NotRegistered,
@@ -90,6 +92,21 @@ def parse_submission_key(value: str | None) -> str:
 
 def section_of(session: Session, section_id: int) -> Section:
     return get_or_not_found(session, Section, section_id, "未找到该标段")
+
+
+def section_for(
+    session: Session,
+    organisation: Organisation,
+    section_id: int,
+    admits: Callable[[Session, Organisation, Section], bool],
+    refusal: str,
+) -> Section:
+    """The section if `admits` lets `organisation` in, else Forbidden with `refusal` (who may, in words):
+    one place for the shape every per-section rule (envelopes, the opening hall) has."""
+    section = section_of(session, section_id)
+    if not admits(session, organisation, section):
+        raise Forbidden(refusal)
+    return section
 
 
 def opening_key(session: Session, section: Section, gateway: ChainGateway) -> str:

@@ -77,6 +77,22 @@ def check_guarantee_cover(deployment: Deployment, section: Section, bidder_addre
         raise InvalidInput(message, field="cover_ref") from None
 
 
+def unrevealed(section: Section) -> sa.Select[Bid]:
+    """The section's committed bids whose cover is neither revealed on chain nor refused for good."""
+    return sa.select(Bid).where(
+        Bid.section_id == section.id,
+        Bid.status == "committed",
+        Bid.cover_salt.is_not(None),
+        Bid.cover_reveal_tx.is_(None),
+        Bid.cover_reveal_error.is_(None),
+    )
+
+
+def _reveals_of_bid() -> sa.ColumnElement[bool]:
+    """The outbox entries of the enclosing query's bid's reveal (keys `reveal_cover:<bid id>:<attempt>`)."""
+    return OutboxEntry.key.startswith(sa.literal(f"{REVEAL}:") + sa.cast(Bid.id, sa.String) + sa.literal(":"))
+
+
 def queue_cover_reveals(session: Session, section: Section) -> int:
     """Queue, in the caller's transaction, the reveal of every committed bid's cover in `section`;
     returns how many were queued.
@@ -87,22 +103,13 @@ def queue_cover_reveals(session: Session, section: Section) -> int:
     later call. Commits nothing itself.
     """
     bids = session.scalars(
-        sa.select(Bid)
-        .where(
-            Bid.section_id == section.id,
-            Bid.status == "committed",
-            Bid.cover_salt.is_not(None),
-            Bid.cover_reveal_tx.is_(None),
-            Bid.cover_reveal_error.is_(None),
-        )
+        unrevealed(section).where(~sa.exists().where(_reveals_of_bid(), OutboxEntry.status != "failed"))
         .order_by(Bid.id)
     ).all()
     queued = 0
     for bid in bids:
         prefix = f"{REVEAL}:{bid.id}:"
         entries = session.scalars(sa.select(OutboxEntry.status).where(OutboxEntry.key.startswith(prefix))).all()
-        if any(status != "failed" for status in entries):
-            continue
         assert bid.cover_salt is not None and bid.bidder.address is not None
         payload = {
             "bid_id": bid.id,

@@ -17,8 +17,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from bidding_app.bids import section_for
 from bidding_app.chain import ChainGateway
-from bidding_app.errors import AppError, ChainUnavailable, Forbidden, NotFound
+from bidding_app.errors import AppError, ChainUnavailable, NotFound
 from bidding_app.models import Bid, BidUpload, Organisation, Section, SectionWitness
 from contracts import errors as chain_errors
 from opening.witness import AccessRequest, SealedReadBeforeDeadline, guard_sealed_read
@@ -101,9 +102,5 @@ def envelope_of(session: Session, section: Section, bid_id: int, upload_folder: 
 
 
 def readable_section(session: Session, organisation: Organisation, section_id: int) -> Section:
-    section = session.get(Section, section_id)
-    if section is None:
-        raise NotFound("没有这个标段")
-    if not may_read(session, organisation, section):
-        raise Forbidden("只有该项目的招标代理机构和该标段的见证人可以读取密封投标文件")
-    return section
+    return section_for(session, organisation, section_id, may_read,
+                       "只有该项目的招标代理机构和该标段的见证人可以读取密封投标文件")

@@ -17,6 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from bidding_app.bids import section_for
 from bidding_app.chain import ChainGateway
 from bidding_app.envelopes import sealed_envelopes
 from bidding_app.errors import AppError, Forbidden, InvalidInput, NotFound, TooLarge
@@ -25,6 +26,7 @@ from bidding_app.models import (
     OpeningAttestation,
     OpeningResponse,
     Organisation,
+    OutboxEntry,
     Registration,
     Section,
     SectionOpening,
@@ -105,12 +107,8 @@ def admitted(session: Session, organisation: Organisation, section: Section) -> 
 
 
 def hall_section(session: Session, organisation: Organisation, section_id: int) -> Section:
-    section = session.get(Section, section_id)
-    if section is None:
-        raise NotFound("没有这个标段")
-    if not admitted(session, organisation, section):
-        raise Forbidden("只有该标段的招标人、招标代理机构、见证机构、已报名的投标人和监管部门可以进入开标大厅")
-    return section
+    return section_for(session, organisation, section_id, admitted,
+                       "只有该标段的招标人、招标代理机构、见证机构、已报名的投标人和监管部门可以进入开标大厅")
 
 
 # ---------------------------------------------------------------- state
@@ -308,3 +306,59 @@ def request_attestation(session: Session, section: Section, witness: Organisatio
     session.add(row)
     emit(session, section.id, "attestation", {"witness": witness.name, "status": "verifying"})
     return row
+
+
+# ---------------------------------------------------------------- the agency retries a refused record write
+
+OPENING_WRITES = ("record_outcomes", "close_opening")  # the agency's writes of the opening's result
+RETRY = ":retry:"  # a retry's key: the write's first key, then this and the attempt number
+
+
+def _opening_write_attempts(session: Session, section: Section) -> list[list[OutboxEntry]]:
+    """Every recordOutcomes and closeOpening write of the section, each as its attempts in order (the
+    first entry, then its retries), the writes in the order they were first queued."""
+    entries = session.scalars(
+        sa.select(OutboxEntry)
+        .where(sa.or_(*(OutboxEntry.key.startswith(f"{action}:{section.chain_id}") for action in OPENING_WRITES)))
+        .order_by(OutboxEntry.id)
+    ).all()
+    writes: dict[str, list[OutboxEntry]] = {}
+    for entry in entries:
+        writes.setdefault(entry.key.split(RETRY)[0], []).append(entry)
+    return list(writes.values())
+
+
+def refused_opening_writes(session: Session, section: Section) -> list[OutboxEntry]:
+    """The opening's writes whose latest attempt failed (refused by the chain, or not sendable): the
+    opening cannot close until the agency has them sent again."""
+    return [attempts[-1] for attempts in _opening_write_attempts(session, section) if attempts[-1].status == "failed"]
+
+
+def retry_opening_writes(session: Session, section: Section, agency: Organisation) -> list[OutboxEntry]:
+    """Queue every refused write of the opening again (the same call, a fresh outbox entry), once the
+    agency has dealt with the cause (a cover revealed late, the agency's key restored, ...).
+
+    Idempotent: the section row is locked first and a retry's key is its write's next attempt number, so
+    a double submission, concurrent or not, queues each retry once; the second gets the retries on their
+    way. Returns the retries queued or still on their way; HallStateConflict when there is none."""
+    if section.tender.agency_id != agency.id:
+        raise Forbidden("只有该项目的招标代理机构可以重新提交开标结果上链")
+    session.execute(sa.select(Section.id).where(Section.id == section.id).with_for_update())
+    queued: list[OutboxEntry] = []
+    on_their_way: list[OutboxEntry] = []
+    for attempts in _opening_write_attempts(session, section):
+        latest = attempts[-1]
+        if latest.status == "failed":
+            key = f"{attempts[0].key}{RETRY}{len(attempts)}"
+            queued.append(enqueue(session, agency.id, latest.action, key, json.loads(latest.payload)))
+        elif len(attempts) > 1 and latest.status in ("pending", "signed"):
+            on_their_way.append(latest)
+    if not queued and not on_their_way:
+        raise HallStateConflict("没有被链上拒绝的开标结果或开标记录，无需重新提交")
+    if queued:
+        opening = opening_of(session, section)
+        if opening is not None:
+            opening.error = None
+        emit(session, section.id, "chain_write_retried", {"actions": [e.action for e in queued],
+                                                          "organisation": agency.name})
+    return on_their_way + queued

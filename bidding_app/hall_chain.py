@@ -1,8 +1,8 @@
 """The opening hall's chain writes, as outbox actions: how each is encoded and what its outcome changes.
 
-`bidding_app.outbox` dispatches these actions here (one line per dispatch point). Each effect runs in
-the sender's transaction that records the entry's outcome, and adds the hall event viewers see, with
-the transaction and block.
+A feature module of the outbox (`bidding_app.outbox.FEATURE_MODULES`: ACTIONS, encode_call,
+apply_confirmed, apply_failed). Each effect runs in the sender's transaction that records the entry's
+outcome, and adds the hall event viewers see, with the transaction and block.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from eth_utils import to_checksum_address
+from hexbytes import HexBytes
 from sqlalchemy.orm import Session
 
 from bidding_app.hall_events import emit
@@ -22,6 +23,7 @@ from bidding_app.models import (
     SectionOpening,
     ShareBatchUpload,
 )
+from contracts.client import Deployment
 
 ACTIONS = (
     "publish_decryption_shares",  # a witness anchors its share batch's hash
@@ -55,6 +57,14 @@ def call_of(action: str, payload: dict[str, Any]) -> tuple[str, list[Any]]:
     if action == "attest_opening":
         return "attestOpening", [section, _b32(payload["record_hash"])]
     raise ValueError(f"unknown hall action {action}")
+
+
+def encode_call(deployment: Deployment, action: str, payload: dict[str, Any]) -> tuple[str, bytes]:
+    """The TenderRegistry address and calldata of a hall action (the outbox's interface)."""
+    function, args = call_of(action, payload)
+    registry = deployment.tenders
+    contract = deployment.chain.contract("TenderRegistry", registry.address)
+    return registry.address, bytes(HexBytes(contract.encode_abi(function, args=args)))
 
 
 def _section(session: Session, payload: dict[str, Any]) -> Section:

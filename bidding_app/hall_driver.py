@@ -29,7 +29,7 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from bidding_app.chain import ChainGateway
-from bidding_app.covers import queue_cover_reveals
+from bidding_app.covers import queue_cover_reveals, unrevealed
 from bidding_app.db import db
 from bidding_app.document_metadata import metadata_of
 from bidding_app.envelopes import sealed_envelopes
@@ -105,14 +105,17 @@ def _anchored_batches(session: Session, section: Section) -> list[ShareBatch]:
 
 def _covers_settled(session: Session, section: Section) -> bool:
     """Every committed bid's cover is revealed on chain or refused for good: only then can the outcomes
-    be recorded (the contract records a bid as opened only once its cover is revealed)."""
-    if queue_cover_reveals(session, section):  # a reveal refused as too early is queued again
+    be recorded (the contract records a bid as opened only once its cover is revealed).
+
+    The reveals were queued when the section started; they are looked at again only while a cover is
+    still open (its reveal on its way, or refused as too early, which is queued again here). Both come
+    from the rows, so a restart between any two steps loses no reveal."""
+    open_covers = session.scalar(sa.select(sa.func.count()).select_from(unrevealed(section).subquery())) or 0
+    if open_covers == 0:
+        return True
+    if queue_cover_reveals(session, section):
         session.commit()
-        return False
-    unsettled = session.scalar(sa.select(sa.func.count(Bid.id)).where(
-        Bid.section_id == section.id, Bid.status == "committed", Bid.cover_salt.is_not(None),
-        Bid.cover_reveal_tx.is_(None), Bid.cover_reveal_error.is_(None))) or 0
-    return unsettled == 0
+    return False
 
 
 def rejected_covers(session: Session, section: Section) -> dict[str, str]:

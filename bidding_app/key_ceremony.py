@@ -229,17 +229,32 @@ def _finish(session: Session, ceremony: Ceremony) -> None:
         return
     key = "0x" + outcome.opening_key.encode().hex()
     section.opening_key = key
+    section.key_ceremony_outcome = json.dumps(_outcome_fields(outcome), sort_keys=True)
     outbox.enqueue(session, section.tender.agency_id, "set_opening_key", f"set_opening_key:{section.chain_id}",
                    {"section_id": section.chain_id, "opening_key": key})
 
 
+def _outcome_fields(finished: dkg.DkgOutcome) -> dict[str, Any]:
+    return {"qualified": list(finished.qualified),
+            "disqualified": [{"witness": w, "reason": r} for w, r in finished.disqualified]}
+
+
+def outcome_of(ceremony: Ceremony) -> dict[str, Any] | None:
+    """Who qualified as a dealer, as `_finish` stored it: a status read must not redo the DKG (every
+    deal's checks) on each request. A ceremony finished before the outcome was stored (an older
+    database) is worked out from its transcript, which gives the same answer."""
+    section = ceremony.section
+    if ceremony.state() not in ("anchoring", "anchored"):
+        return None
+    if section.key_ceremony_outcome is not None:
+        stored: dict[str, Any] = json.loads(section.key_ceremony_outcome)
+        return stored
+    return _outcome_fields(dkg.finish(ceremony.params(), ceremony.deals(), ceremony.complaints()))
+
+
 def summary(ceremony: Ceremony) -> dict[str, Any]:
     section = ceremony.section
-    outcome: dict[str, Any] | None = None
-    if ceremony.state() in ("anchoring", "anchored"):
-        finished = dkg.finish(ceremony.params(), ceremony.deals(), ceremony.complaints())
-        outcome = {"qualified": list(finished.qualified),
-                   "disqualified": [{"witness": w, "reason": r} for w, r in finished.disqualified]}
+    outcome = outcome_of(ceremony)
     return {
         "section_id": section.id, "chain_id": section.chain_id, "threshold": ceremony.threshold,
         "state": ceremony.state(), "error": section.key_ceremony_error,

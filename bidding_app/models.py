@@ -104,6 +104,8 @@ class Section(Base):
     opening_key_tx: Mapped[str | None] = mapped_column(sa.String(66))
     opening_key_block: Mapped[int | None] = mapped_column(sa.BigInteger)
     key_ceremony_error: Mapped[str | None] = mapped_column(sa.String(600))
+    # JSON {"qualified", "disqualified"} of `dkg.finish`, kept when the ceremony finished (key_ceremony.py).
+    key_ceremony_outcome: Mapped[str | None] = mapped_column(sa.Text)
 
     tender: Mapped[Tender] = relationship(back_populates="sections", lazy="joined")
     witnesses: Mapped[list[SectionWitness]] = relationship(back_populates="section")

@@ -37,7 +37,6 @@ from requests.exceptions import RequestException
 from sqlalchemy.orm import Session
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
-from bidding_app import hall_chain
 from bidding_app.chain import ChainGateway
 from bidding_app.db import db
 from bidding_app.keys import KeyDecryptionFailed
@@ -48,11 +47,11 @@ from contracts.client import Chain, Deployment, _revert_from
 log = logging.getLogger(__name__)
 
 ROUND_SIZE = 200  # entries signed and sent before the sender waits for them to be final
-ACTIONS = ("create_tender", "add_section", "commit_bid", "replace_bid", "withdraw_bid", *hall_chain.ACTIONS)
+ACTIONS = ("create_tender", "add_section", "commit_bid", "replace_bid", "withdraw_bid")
 # Features that keep their own chain writes: each module has ACTIONS, encode_call, apply_confirmed and
 # apply_failed (imported when first needed: they import this module to enqueue).
-FEATURE_MODULES = ("bidding_app.awards", "bidding_app.key_ceremony", "bidding_app.guarantee_outbox",
-                   "bidding_app.covers", "bidding_app.amendments")
+FEATURE_MODULES = ("bidding_app.hall_chain", "bidding_app.awards", "bidding_app.key_ceremony",
+                   "bidding_app.guarantee_outbox", "bidding_app.covers", "bidding_app.amendments")
 
 
 def feature_of(action: str) -> Any:
@@ -111,8 +110,6 @@ def encode_call(deployment: Deployment, action: str, payload: dict[str, Any]) ->
         args, function = [_b32(payload["section_id"]), _b32(payload["ciphertext_hash"])], "replaceBid"
     elif action == "withdraw_bid":
         args, function = [_b32(payload["section_id"])], "withdrawBid"
-    elif action in hall_chain.ACTIONS:
-        function, args = hall_chain.call_of(action, payload)
     else:
         raise ValueError(f"unknown outbox action {action}")
     contract = deployment.chain.contract("TenderRegistry", registry.address)
@@ -136,8 +133,6 @@ def apply_confirmed(session: Session, entry: OutboxEntry, payload: dict[str, Any
     elif entry.action == "add_section":
         section = session.scalars(sa.select(Section).where(Section.chain_id == payload["section_id"])).one()
         section.chain_tx, section.chain_block = entry.tx_hash, entry.block_number
-    elif entry.action in hall_chain.ACTIONS:
-        hall_chain.apply_confirmed(session, entry, payload)
     else:
         bid = _bid(session, payload)
         bid.status = "withdrawn" if entry.action == "withdraw_bid" else "committed"
@@ -157,8 +152,6 @@ def apply_failed(session: Session, entry: OutboxEntry, payload: dict[str, Any]) 
         bid.status = "failed" if entry.action == "commit_bid" else "committed"
         bid.error_code = entry.error_code
         bid.updated_at = now()
-    elif entry.action in hall_chain.ACTIONS:
-        hall_chain.apply_failed(session, entry, payload)
 
 
 # ---------------------------------------------------------------- the sender

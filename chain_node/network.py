@@ -180,7 +180,9 @@ class RunningValidator:
         self.log_file.close()
 
 
-def start_validator(layout: NodeLayout, log_dir: Path) -> RunningValidator:
+def start_validator(layout: NodeLayout, log_dir: Path, *, own_session: bool = False) -> RunningValidator:
+    """Start one validator process; `own_session` keeps it out of the caller's process group, so a
+    Ctrl-C in the terminal reaches only the caller, which stops the validator when it is ready to."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = open(log_dir / f"{layout.name}.log", "ab")  # noqa: SIM115 - handed to the child
     env = dict(os.environ)
@@ -191,6 +193,7 @@ def start_validator(layout: NodeLayout, log_dir: Path) -> RunningValidator:
         stderr=subprocess.STDOUT,
         env=env,
         cwd=PROJECT_ROOT,
+        start_new_session=own_session,
     )
     return RunningValidator(layout, process, log_file)
 

@@ -71,8 +71,12 @@ def start_anvil(
     prune_history: bool = True,
     log_dir: Path | None = None,
     extra_args: tuple[str, ...] = (),
+    own_session: bool = False,
 ) -> RunningNode:
-    """Start anvil on 127.0.0.1. History is pruned by default: anvil otherwise keeps every state."""
+    """Start anvil on 127.0.0.1. History is pruned by default: anvil otherwise keeps every state.
+
+    `own_session`: out of the caller's process group, so a Ctrl-C in the terminal reaches only the
+    caller, which then stops the node when it is ready to (after what still talks to it)."""
     if not ANVIL.is_file():
         raise NodeStartFailed(f"{ANVIL} is missing: run `npm ci` first")
     port = port or free_port()
@@ -86,7 +90,8 @@ def start_anvil(
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"anvil-{port}.log"
     log = open(log_path, "wb")  # noqa: SIM115 - handed to the child process
-    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+                               start_new_session=own_session)
     rpc_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

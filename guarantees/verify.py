@@ -208,6 +208,15 @@ def _identity_verdict(
     return None
 
 
+def _anchoring_mismatch(block: LetterSignature, digest: bytes, anchored: bytes, evidence: Evidence) -> str:
+    """Check 5: why the letter does not match its anchoring on chain ("" when it does)."""
+    if block.anchor_tx and block.anchor_tx.lower() != evidence.tx_hash.lower():
+        return "the letter names another anchoring transaction than the one on chain"
+    if anchored != digest:
+        return "the letter's hash differs from the hash anchored on chain"
+    return ""
+
+
 def verify_letters(
     deployment: Deployment, pdfs: Sequence[bytes], *, with_proof: bool = False
 ) -> list[VerificationResult]:
@@ -285,31 +294,8 @@ def verify_letters(
             continue
         anchored, evidence = anchoring
         evidences[index] = evidence
-        if block.anchor_tx and block.anchor_tx.lower() != evidence.tx_hash.lower():
-            results[index] = _result(
-                Verdict.TAMPERED,
-                block.number,
-                "the letter names another anchoring transaction than the one on chain",
-                now,
-                digest=digest,
-                signer=block.signer,
-                stored=stored,
-                evidence=evidence,
-            )
-            continue
-        if anchored != digest:
-            results[index] = _result(
-                Verdict.TAMPERED,
-                block.number,
-                "the letter's hash differs from the hash anchored on chain",
-                now,
-                digest=digest,
-                signer=block.signer,
-                stored=stored,
-                evidence=evidence,
-            )
-            continue
-        verdict, reason = _state_verdict(stored, now)
+        mismatch = _anchoring_mismatch(block, digest, anchored, evidence)
+        verdict, reason = (Verdict.TAMPERED, mismatch) if mismatch else _state_verdict(stored, now)
         results[index] = _result(
             verdict, block.number, reason, now, digest=digest, signer=block.signer, stored=stored, evidence=evidence
         )

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chain_node.network import (
     NodeLayout,
+    RunningValidator,
     dev_consortium_address,
     free_ports,
     lay_out,
@@ -56,18 +57,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.port == 0 and args.platform_port == 8000:
         args.platform_port = 0
 
-    artifacts = compile_all()
-    local = start_chain(args.chain, args.port, args.validators, args.folder)
-    rpc_url, layouts, chain_label, logs = local.rpc_url, local.layouts, local.label, local.logs
-    stop_chain, alive = local.stop, local.alive
     stop = threading.Event()
     stoppers: list[subprocess.Popen[bytes]] = []
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    # Ctrl-C reaches only this process (the chain and the platform run in sessions of their own), which
+    # then stops them in order: the platform (web and outbox sender) while the chain still answers it,
+    # then the chain. A chain stopped first would make the sender's last round fail.
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    artifacts = compile_all()
+    local = start_chain(args.chain, args.port, args.validators, args.folder)
+    rpc_url, layouts, chain_label, logs = local.rpc_url, local.layouts, local.label, local.logs
+    stop_chain, alive = local.stop, local.alive
     try:
         manifest = deploy_consortium(rpc_url, args.config, args.out)
         print(f"Jianzheng local platform (chain: {chain_label})")
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {member['account']}  {','.join(member['roles']):18s} {member['name']}")
         print(f"  manifest      {args.out}")
         sys.stdout.flush()
-        if not args.no_platform:
+        if not args.no_platform and not stop.is_set():
             platform, _ = start_platform(rpc_url, args.out, args.config, args.platform_port)
             platform_alive = platform.poll
             stoppers.append(platform)
@@ -127,20 +131,28 @@ class LocalChain:
 
 
 def start_chain(kind: str, port: int, validators: int, folder: Path) -> LocalChain:
-    """A fresh local chain: `validators` chain_node processes (data under `folder`, emptied first) or anvil."""
+    """A fresh local chain: `validators` chain_node processes (data under `folder`, emptied first) or anvil,
+    each in a session of its own (the caller stops them: a Ctrl-C in the terminal does not)."""
     if kind == "anvil":
-        anvil = start_anvil(port or None)
+        anvil = start_anvil(port or None, own_session=True)
         return LocalChain(anvil.rpc_url, [anvil.rpc_url], "anvil from node_modules (reference node)",
                           str(anvil.log_path), [], anvil.stop, lambda: anvil.process.poll() is None)
     if folder.exists():
         shutil.rmtree(folder)
     layouts = lay_out(folder, validators, base_rpc_port=port or None)
-    running = [start_validator(layout, folder / "logs") for layout in layouts]
-    wait_for_blocks(layouts[0].rpc_url, 1, timeout=60)
+    running: list[RunningValidator] = []
 
     def stop() -> None:
         for validator in running:
             validator.stop()
+
+    try:
+        for layout in layouts:
+            running.append(start_validator(layout, folder / "logs", own_session=True))
+        wait_for_blocks(layouts[0].rpc_url, 1, timeout=60)
+    except BaseException:
+        stop()  # out of our process group, nothing else would stop them
+        raise
 
     return LocalChain(layouts[0].rpc_url, [layout.rpc_url for layout in layouts],
                       f"chain_node, {len(layouts)} QBFT validators (separate processes)", str(folder / "logs"),

@@ -117,10 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.database_url:
             command += ["--database-url", args.database_url]
         sender = subprocess.Popen([*command, "send-outbox"], cwd=PROJECT_ROOT)
+    master = os.getpid()
     try:
         PlatformServer(options, app_config).run()
     finally:
-        if sender is not None:
+        # gunicorn's workers are forks of this process and leave through this `finally` too: only the
+        # master stops the sender (once the web workers are gone). A worker would wait here for a
+        # process that is not its child until gunicorn killed it ("Worker was sent SIGKILL").
+        if sender is not None and os.getpid() == master:
             sender.terminate()
             sender.wait(timeout=15)
     return 0

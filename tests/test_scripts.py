@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from contracts.devnode import free_port, start_anvil
+from contracts.devnode import free_port, rpc_ready, start_anvil
 from contracts.toolchain import PROJECT_ROOT
 
 SCRIPTS = PROJECT_ROOT / "scripts"
@@ -35,6 +38,35 @@ def test_run_local_can_use_anvil_as_the_reference(tmp_path: Path) -> None:
     result = _run(str(SCRIPTS / "run_local.py"), *args)
     assert result.returncode == 0, result.stderr
     assert "anvil" in result.stdout
+
+
+def test_run_local_on_ctrl_c_stops_the_platform_then_the_chain_without_an_error(tmp_path: Path) -> None:
+    """Ctrl-C in the terminal signals the whole foreground process group: only run_local may get it, so
+    that it stops the platform (web and outbox sender) while the chain still answers, then the chain."""
+    out, log = tmp_path / "deployment.json", tmp_path / "run_local.log"
+    port = free_port()
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, str(SCRIPTS / "run_local.py"), "--chain", "anvil", "--port", str(port), "--out", str(out),
+             "--platform-port", "0"],
+            cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 150
+            while "press Ctrl-C" not in log.read_text(errors="replace"):
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")
+                time.sleep(0.2)
+            time.sleep(2)  # the outbox sender is polling the chain by now
+            os.killpg(process.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    text = log.read_text(errors="replace")
+    assert "Handling signal: int" in text and "Shutting down: Master" in text  # the platform went down
+    for word in ("ERROR", "Traceback", "WARNING", "unexpectedly"):
+        assert word not in text, text[-3000:]
+    assert not rpc_ready(f"http://127.0.0.1:{port}")  # and then the chain
 
 
 def test_make_demo_runs_a_whole_tender_through_the_platform(tmp_path: Path) -> None:

@@ -85,6 +85,8 @@ def opening_state(section: Section) -> dict[str, Any]:
                        "answer_tx": r.answer_tx, "answer_block": r.answer_block} for r in responses],
         "attestations": [{"witness": a.witness.name, "status": a.status, "detail": a.detail, "tx": a.chain_tx,
                           "block": a.chain_block} for a in attestations],
+        "refused_writes": [{"action": e.action, "error": e.error_code}
+                           for e in service.refused_opening_writes(db.session, section)],
     }
 
 
@@ -96,13 +98,15 @@ def opening_state(section: Section) -> dict[str, Any]:
 def page(section_id: int) -> ResponseReturnValue:
     section = _section()
     organisation = current_user().organisation
+    state = opening_state(section)
     return render_template(
-        "hall/hall.html", section=section, tender=section.tender, state=opening_state(section),
+        "hall/hall.html", section=section, tender=section.tender, state=state,
         chain_now=gateway().now(), proof_url=PROOF_URL,
         is_witness=service.is_witness_of(db.session, organisation, section),
         is_bidder=service.is_bidder_of(db.session, organisation, section),
         is_agency=section.tender.agency_id == organisation.id,
         bidder_names=_bidder_names(section),
+        refused_writes=state["refused_writes"] if section.tender.agency_id == organisation.id else [],
     )
 
 
@@ -336,3 +340,31 @@ def attest(section_id: int) -> ResponseReturnValue:
 @requires(Role.WITNESS)
 def api_attest(section_id: int) -> ResponseReturnValue:
     return _attest(True)
+
+
+def _retry_writes(api: bool) -> ResponseReturnValue:
+    section = _section()
+    agency = current_user().organisation
+    try:
+        retries = service.retry_opening_writes(db.session, section, agency)
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        # A concurrent submission queued the same retries first: answer with those.
+        db.session.rollback()
+        retries = service.retry_opening_writes(db.session, section, agency)
+    except AppError:
+        db.session.rollback()
+        raise
+    return _done(section, api, {"retries": [{"action": e.action, "status": e.status} for e in retries]}, 202)
+
+
+@bp.post("/sections/<int:section_id>/hall/retry")
+@requires(Role.AGENCY)
+def retry_writes(section_id: int) -> ResponseReturnValue:
+    return _retry_writes(False)
+
+
+@api_bp.post("/sections/<int:section_id>/hall/retry")
+@requires(Role.AGENCY)
+def api_retry_writes(section_id: int) -> ResponseReturnValue:
+    return _retry_writes(True)

@@ -78,6 +78,23 @@ function answerForm(responseId) {
   return form;
 }
 
+const WRITES = { record_outcomes: "解密结果", close_opening: "开标记录哈希" }; // the writes the agency may retry
+
+function showRetryForm() {
+  if (hall.dataset.isAgency !== "1" || document.getElementById("retry-writes")) return;
+  const form = el("form", "开标结果上链被拒绝，排除原因后请重新提交：", "error");
+  form.id = "retry-writes";
+  form.method = "post";
+  form.action = `/sections/${hall.dataset.sectionId}/hall/retry`;
+  const token = el("input");
+  token.type = "hidden"; token.name = "csrf_token";
+  token.value = document.querySelector("meta[name=csrf-token]").content;
+  const button = el("button", "重新提交上链");
+  button.type = "submit";
+  form.append(token, button);
+  document.getElementById("record-links").after(form);
+}
+
 const handlers = {
   started: (d) => {
     clockOffset = Math.max(clockOffset, d.chain_time - Date.now() / 1000);
@@ -132,7 +149,14 @@ const handlers = {
     log(`${d.witness} 见证：${ATTESTATIONS[d.status] || d.status}`, d);
   },
   opening_failed: (d) => log(`开标无法进行：${d.detail}（请招标代理机构处理）`),
-  chain_write_failed: (d) => log(`上链失败（${d.organisation}，${d.action}）：${d.error}`),
+  chain_write_failed: (d) => {
+    log(`上链失败（${d.organisation}，${d.action}）：${d.error}`);
+    if (d.action in WRITES) showRetryForm();
+  },
+  chain_write_retried: (d) => {
+    document.getElementById("retry-writes")?.remove();
+    log(`${d.organisation} 重新提交上链：${d.actions.map((a) => WRITES[a] || a).join("、")}`);
+  },
 };
 
 function addResponse(d, label) {

@@ -107,6 +107,8 @@ ROUTES: list[tuple[str, str, set[str]]] = [
     ("POST", "/api/v1/sections/{s}/responses", BIDDER),
     ("POST", "/sections/{s}/responses/1/answer", AGENCY),
     ("POST", "/api/v1/sections/{s}/responses/1/answer", AGENCY),
+    ("POST", "/sections/{s}/hall/retry", AGENCY),
+    ("POST", "/api/v1/sections/{s}/hall/retry", AGENCY),
     # Guarantees: the tenderer and agency see an application only once it covered a bid after the
     # deadline ("not found" before), which is not a refusal of their role.
     ("GET", "/sections/{s}/guarantee", BIDDER),

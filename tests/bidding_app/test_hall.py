@@ -18,8 +18,12 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
+from bidding_app import outbox_sender
+from bidding_app.chain import gateway
+from bidding_app.covers import queue_cover_reveals
 from bidding_app.db import db
-from bidding_app.models import OpenedBid, OutboxEntry
+from bidding_app.hall_driver import run_opening
+from bidding_app.models import OpenedBid, OutboxEntry, Section, SectionOpening
 from contracts.records import Role, SectionStatus
 from opening.envelope import seal_bid
 from opening.shares import DecryptionShare, ShareBatch
@@ -304,6 +308,93 @@ def test_opening_hall_from_share_batches_to_attestation(clients: Clients, platfo
     late_response = api.post(f"/api/v1/sections/{hall.id}/responses", json={"kind": "confirmation"}, headers=third)
     assert late_response.status_code == 409 and late_response.json is not None
     assert late_response.json["error"]["code"] == "response_window_closed"
+
+
+@pytest.mark.usefixtures("first_backend")
+def test_the_agency_retries_a_refused_record_write_once(clients: Clients, platform: Platform, tmp_path: Path) -> None:
+    """recordOutcomes refused by the contract (the bid's cover was not yet revealed on chain: here the test
+    runs the opening before the reveal, as a driver that got the order wrong would), then closeOpening
+    (outcomes pending); once the reveal is on chain the agency retries both from the hall page, once
+    although the form is sent twice, and the opening closes."""
+    hall = Hall(clients, platform, min_valid_bids=1)
+    hall.bid(0, {"price_fen": 88_000_000, "duration_days": 90})
+    clients.drain()
+    sender = outbox_sender(clients.app)
+    driver, sender.after_round = sender.after_round, lambda: False  # the sender alone, without the hall
+    try:
+        platform.backend.advance_to(hall.opening_time)
+        envelopes = hall.fetch_envelopes(tmp_path, 1)
+        request = AccessRequest(hall.section_id, "hall-test", "decryption shares", 0)
+        for index in (1, 2):
+            batch = release_shares(platform.tenders, hall.witnesses[index - 1].signer, hall.share(index), envelopes,
+                                   request)
+            assert hall.upload(index, batch).status_code == 201
+        clients.drain()  # the batches are anchored; no reveal is queued (no driver)
+        with clients.app.app_context():
+            section = db.session.get_one(Section, hall.id)
+            opening = SectionOpening(section_id=section.id, stage="started", started_at=hall.opening_time,
+                                     response_window=1800)
+            db.session.add(opening)
+            db.session.flush()
+            run_opening(db.session, gateway(), section, opening, Path(clients.app.config["UPLOAD_FOLDER"]))
+        clients.drain()
+    finally:
+        sender.after_round = driver
+
+    def writes() -> list[tuple[str, str, str | None]]:
+        with clients.app.app_context():
+            return [(e.key.split(":0x")[0] + (":retry" if ":retry:" in e.key else ""), e.status, e.error_code)
+                    for e in db.session.scalars(sa.select(OutboxEntry).where(
+                        OutboxEntry.action.in_(("record_outcomes", "close_opening"))).order_by(OutboxEntry.id))]
+
+    assert writes() == [("record_outcomes", "failed", "TenderRegistryCoverNotRevealed"),
+                        ("close_opening", "failed", "TenderRegistryOutcomesPending")]
+    api = clients.app.test_client()
+    state = api.get(f"/api/v1/sections/{hall.id}/hall", headers=hall.agency).json
+    assert state is not None and state["stage"] == "closing"
+    assert [w["action"] for w in state["refused_writes"]] == ["record_outcomes", "close_opening"]
+    # Only the section's agency sees the button and may retry.
+    agency = clients.logged_in(Role.AGENCY)
+    page = agency.get(f"/sections/{hall.id}/hall").get_data(as_text=True)
+    assert 'id="retry-writes"' in page and "TenderRegistryCoverNotRevealed" in page
+    assert 'id="retry-writes"' not in clients.logged_in(Role.REGULATOR).get(f"/sections/{hall.id}/hall").get_data(
+        as_text=True)
+    refused = api.post(f"/api/v1/sections/{hall.id}/hall/retry", headers=hall.witness_token(1))
+    assert refused.status_code == 403
+
+    # The cause goes away: the cover is revealed (the step the opening skipped).
+    with clients.app.app_context():
+        assert queue_cover_reveals(db.session, db.session.get_one(Section, hall.id)) == 1
+        db.session.commit()
+    clients.drain()
+    bidder_address = clients.config.with_role(Role.BIDDER)[0].signer.address
+    assert platform.tenders.cover_of(hall.section_id, bidder_address).revealed
+
+    # The agency retries from the page; the form sent twice queues each write once.
+    token = csrf_of(agency, f"/sections/{hall.id}/hall")
+    for _ in range(2):
+        posted = agency.post(f"/sections/{hall.id}/hall/retry", data={"csrf_token": token})
+        assert posted.status_code == 302 and posted.headers["Location"].endswith(f"/sections/{hall.id}/hall")
+    again = api.post(f"/api/v1/sections/{hall.id}/hall/retry", headers=hall.agency)
+    assert again.status_code == 202 and again.json is not None
+    assert [r["action"] for r in again.json["retries"]] == ["record_outcomes", "close_opening"]
+    assert writes()[2:] == [("record_outcomes:retry", "pending", None), ("close_opening:retry", "pending", None)]
+    assert 'id="retry-writes"' not in agency.get(f"/sections/{hall.id}/hall").get_data(as_text=True)
+
+    clients.drain()  # the outcomes, then the record hash, are on chain; the opening closes
+    assert [w[1] for w in writes()] == ["failed", "failed", "confirmed", "confirmed"]
+    assert platform.tenders.section(hall.section_id).status == SectionStatus.OPENED
+    state = api.get(f"/api/v1/sections/{hall.id}/hall", headers=hall.agency).json
+    assert state is not None and state["stage"] == "closed" and state["result"] == "opened"
+    assert state["refused_writes"] == []
+    events = read_events(api, f"/api/v1/sections/{hall.id}/hall/events", hall.agency,
+                         lambda found: any(e["kind"] == "closed" for e in found))
+    order = [e["kind"] for e in events]
+    assert order.count("chain_write_failed") == 2 and order.count("chain_write_retried") == 1
+    assert order.index("chain_write_retried") < order.index("outcomes_anchored") < order.index("closed")
+    nothing = api.post(f"/api/v1/sections/{hall.id}/hall/retry", headers=hall.agency)
+    assert nothing.status_code == 409 and nothing.json is not None
+    assert nothing.json["error"]["code"] == "hall_state_conflict"
 
 
 def test_hall_admits_only_the_sections_participants(clients: Clients, platform: Platform) -> None:
