@@ -25,7 +25,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     if app.config["MIGRATE_AT_START"]:
         with app.app_context():
-            upgrade(db.engine)
+            upgrade(db.engine, response_window=int(app.config["HALL_RESPONSE_WINDOW"]))
     kek = load_kek(app.config["KEY_ENCRYPTION_KEY"], Path(app.config["KEY_ENCRYPTION_KEY_FILE"]))
     gateway = init_chain(app, kek)
 

@@ -14,6 +14,8 @@ the version it stood for before.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,12 +24,18 @@ from sqlalchemy.orm import Session
 
 from bidding_app import outbox
 from bidding_app.errors import BidStateConflict
-from bidding_app.models import Amendment, Bid, BidConfirmation, OutboxEntry, Tender, now
+from bidding_app.models import Amendment, Bid, BidConfirmation, OutboxEntry, Section, Tender, now
 from contracts.client import Deployment
 
 AMEND = "amend_tender"
 CONFIRM = "confirm_bid"
 ACTIONS = (AMEND, CONFIRM)  # this module's outbox actions (bidding_app.outbox.FEATURE_MODULES)
+LIVE = ("committing", "committed", "replacing")  # bid states that stand for a version of the documents
+# What the contract does at the opening with a bid not confirmed after the last amendment: nothing
+# special. `recordOutcomes` opens and counts it like any other (TenderRegistry.bidConfirmationOf says so);
+# whether it answers the amended documents is for the evaluation committee. Shown wherever such a bid is.
+UNCONFIRMED_TREATMENT = ("按合约规则，该投标照常解密、唱标，并计入有效投标数（不因未确认而被拒绝）；"
+                         "其是否响应修改后的招标文件，由评标委员会评审")
 
 
 def queue_amendment(session: Session, tender: Tender, amendment: Amendment) -> None:
@@ -74,6 +82,64 @@ def confirmation_of(session: Session, bid: Bid) -> BidConfirmation | None:
     """The bid's latest re-confirmation, if any (for the receipt and the API)."""
     return session.scalars(sa.select(BidConfirmation).where(BidConfirmation.bid_id == bid.id)
                            .order_by(BidConfirmation.version.desc())).first()
+
+
+@dataclass(frozen=True)
+class BidStanding:
+    """Which amendment of the tender documents a bid stands for, against the latest one, counted as the
+    contract counts them (`confirmedAmendments`: the documents' version minus one). What the bidder, the
+    API and the regulator are shown wherever the bid is listed.
+
+    `reconfirmation` is the status (anchoring | confirmed | failed) of the bid's re-confirmation of the
+    latest amendment, if it asked for one: the platform counts an anchoring one as made (the bidder need
+    not ask twice), and a refused one puts the bid back (`apply_failed`)."""
+
+    confirmed_amendment: int
+    tender_amendment: int
+    amended_at: int | None  # when the latest amendment was published
+    amendment_anchored: bool  # the latest amendment is on chain: only then can the bid be confirmed for it
+    live: bool
+    reconfirmation: str | None
+    reconfirmation_error: str | None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmed_amendment >= self.tender_amendment
+
+    @property
+    def needs_reconfirmation(self) -> bool:
+        return self.live and not self.confirmed
+
+
+def standing_of(session: Session, bid: Bid) -> BidStanding:
+    tender = bid.section.tender
+    latest = latest_amendment(tender)
+    confirmation = confirmation_of(session, bid)
+    if confirmation is not None and confirmation.version != tender.version:
+        confirmation = None  # one of an earlier amendment says nothing about the latest
+    return BidStanding(
+        confirmed_amendment=bid.confirmed_version - 1, tender_amendment=tender.version - 1,
+        amended_at=latest.created_at if latest else None,
+        amendment_anchored=latest is None or latest.chain_tx is not None, live=bid.status in LIVE,
+        reconfirmation=confirmation.status if confirmation else None,
+        reconfirmation_error=confirmation.error_code if confirmation else None,
+    )
+
+
+def unconfirmed_bid_counts(session: Session, section_ids: Collection[int]) -> dict[int, int]:
+    """Section id → its live bids not (yet) confirmed for the latest amendment: what the agency is told.
+
+    A count only: the agency learns neither who bid nor what, and the contract's live bid count is public
+    anyway."""
+    if not section_ids:
+        return {}
+    rows = session.execute(
+        sa.select(Bid.section_id, sa.func.count(Bid.id)).join(Section, Section.id == Bid.section_id)
+        .join(Tender, Tender.id == Section.tender_id)
+        .where(Bid.section_id.in_(section_ids), Bid.status.in_(LIVE), Bid.confirmed_version < Tender.version)
+        .group_by(Bid.section_id)
+    )
+    return {section_id: 0 for section_id in section_ids} | {row[0]: int(row[1]) for row in rows}
 
 
 # The outbox's interface for feature modules.

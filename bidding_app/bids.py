@@ -149,6 +149,13 @@ def bid_of(session: Session, bidder: Organisation, section: Section) -> Bid | No
     return session.scalars(sa.select(Bid).where(Bid.section_id == section.id, Bid.bidder_id == bidder.id)).first()
 
 
+def bids_of(session: Session, bidder: Organisation) -> list[Bid]:
+    """The bidder's own bids, the latest opening first (the bidder's bid list; never another's bids)."""
+    return list(session.scalars(sa.select(Bid).join(Section, Section.id == Bid.section_id)
+                                .where(Bid.bidder_id == bidder.id)
+                                .order_by(Section.opening_time.desc(), Bid.id.desc())))
+
+
 def own_bid(session: Session, bidder: Organisation, bid_id: int) -> Bid:
     """A bid of the caller's organisation; another organisation's bid is 'not found', never 'forbidden'."""
     bid = session.get(Bid, bid_id)

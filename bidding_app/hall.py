@@ -13,10 +13,12 @@ import hashlib
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from bidding_app.amendments import UNCONFIRMED_TREATMENT
 from bidding_app.bids import section_for
 from bidding_app.chain import ChainGateway
 from bidding_app.envelopes import sealed_envelopes
@@ -56,6 +58,23 @@ CAUSE_LABELS = {
     "envelope_unavailable": "平台未能提供投标文件",
     "shares_unavailable": "有效解密份额不足",
 }
+
+
+def confirmation_fields(confirmed_amendment: int | None, tender_amendment: int | None) -> dict[str, Any]:
+    """How a bid stood against the amendments of the tender documents at the opening, for the hall's events
+    and state: the API's fields and the sentence the page shows (None without an amendment, or for an
+    opening recorded before this was kept)."""
+    if confirmed_amendment is None or tender_amendment is None:
+        return {"confirmed": None, "confirmed_amendment": None, "tender_amendment": None, "confirmation_zh": None}
+    confirmed = confirmed_amendment >= tender_amendment
+    note = None
+    if tender_amendment and confirmed:
+        note = f"已确认招标文件第{tender_amendment}次修改"
+    elif tender_amendment:
+        stood = "最初发布的招标文件" if confirmed_amendment == 0 else f"第{confirmed_amendment}次修改后的招标文件"
+        note = f"未确认招标文件第{tender_amendment}次修改（投标对应{stood}）。{UNCONFIRMED_TREATMENT}"
+    return {"confirmed": confirmed, "confirmed_amendment": confirmed_amendment,
+            "tender_amendment": tender_amendment, "confirmation_zh": note}
 
 
 class BeforeOpening(AppError):

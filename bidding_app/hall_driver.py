@@ -11,7 +11,7 @@ Each call to `drive` takes every section one step further where it can:
    A step that must come before the outcomes are recorded (the covers' reveal) goes before
    `enqueue_outcomes`.
 3. `settle_closed_sections`: closeOpening is final → read what the contract decided (opened or 流标),
-   open the bidders' response window.
+   open the bidders' response window (the section's own, chosen by the agency at publication).
 4. `number_objections`: an anchored objection gets its number on chain (for the agency's answer).
 5. `verify_attestations`: a witness asked to attest → redo the opening from public data
    (`verify_opening`) and send attestOpening only if it gives the anchored record.
@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import sqlalchemy as sa
+from eth_utils import to_checksum_address
 from flask import Flask
 from sqlalchemy.orm import Session
 
@@ -33,7 +34,7 @@ from bidding_app.covers import queue_cover_reveals, unrevealed
 from bidding_app.db import db
 from bidding_app.document_metadata import metadata_of
 from bidding_app.envelopes import sealed_envelopes
-from bidding_app.hall import CAUSE_LABELS
+from bidding_app.hall import CAUSE_LABELS, confirmation_fields
 from bidding_app.hall_events import emit
 from bidding_app.models import (
     Bid,
@@ -45,7 +46,7 @@ from bidding_app.models import (
     ShareBatchUpload,
 )
 from bidding_app.outbox import enqueue
-from contracts.records import SectionStatus
+from contracts.records import BidConfirmation, SectionStatus
 from opening.chainio import OUTCOMES_PER_TRANSACTION, onchain_outcomes, read_public_data
 from opening.envelope import InvalidOpeningKey
 from opening.opener import OpeningMismatch, OpeningResult, SectionPublicData, open_section, verify_opening
@@ -59,24 +60,24 @@ def driver_for(app: Flask, gateway: ChainGateway) -> Callable[[], bool]:
 
     def run() -> bool:
         with db.new_session() as session:
-            return drive(session, gateway, Path(app.config["UPLOAD_FOLDER"]), int(app.config["HALL_RESPONSE_WINDOW"]))
+            return drive(session, gateway, Path(app.config["UPLOAD_FOLDER"]))
 
     return run
 
 
-def drive(session: Session, gateway: ChainGateway, upload_folder: Path, response_window: int) -> bool:
+def drive(session: Session, gateway: ChainGateway, upload_folder: Path) -> bool:
     """One pass over every step; True if anything moved (the sender then runs another round)."""
     moved = False
     for step in (start_due_sections, open_ready_sections, settle_closed_sections, number_objections,
                  verify_attestations):
-        moved = step(session, gateway, upload_folder, response_window) or moved
+        moved = step(session, gateway, upload_folder) or moved
     return moved
 
 
 # ---------------------------------------------------------------- 1. the opening time
 
 
-def start_due_sections(session: Session, gateway: ChainGateway, _folder: Path, response_window: int) -> bool:
+def start_due_sections(session: Session, gateway: ChainGateway, _folder: Path) -> bool:
     chain_now = gateway.now()
     due = session.scalars(
         sa.select(Section).outerjoin(SectionOpening, SectionOpening.section_id == Section.id)
@@ -85,7 +86,7 @@ def start_due_sections(session: Session, gateway: ChainGateway, _folder: Path, r
     ).all()
     for section in due:
         session.add(SectionOpening(section_id=section.id, stage="started", started_at=chain_now,
-                                   response_window=response_window))
+                                   response_window=section.response_window))
         # 密文保函: the bids' covers are revealed (and guarantees bound) now, for the agency.
         reveals = queue_cover_reveals(session, section)
         emit(session, section.id, "started", {"chain_time": chain_now, "opening_time": section.opening_time,
@@ -134,7 +135,7 @@ def _ready(session: Session, section: Section) -> bool:
     return live == 0  # nothing to decrypt: the record (and 流标) need no shares
 
 
-def open_ready_sections(session: Session, gateway: ChainGateway, folder: Path, _window: int) -> bool:
+def open_ready_sections(session: Session, gateway: ChainGateway, folder: Path) -> bool:
     started = session.scalars(sa.select(SectionOpening).where(SectionOpening.stage == "started")
                               .limit(BATCH)).all()
     moved = False
@@ -165,7 +166,8 @@ def run_opening(session: Session, gateway: ChainGateway, section: Section, openi
         session.commit()
         return
     rejected = rejected_covers(session, section)
-    store_outcomes(session, section, result, opened_documents(folder, section), rejected)
+    confirmations = confirmations_at_opening(gateway, section, result)
+    store_outcomes(session, section, result, opened_documents(folder, section), rejected, confirmations)
     enqueue_outcomes(session, section, data, result, rejected)
     enqueue_close(session, section, opening, result)
     session.commit()
@@ -182,6 +184,19 @@ def decrypt_bids(session: Session, gateway: ChainGateway, section: Section, fold
                               output_dir=documents)
 
 
+def confirmations_at_opening(gateway: ChainGateway, section: Section, result: OpeningResult) -> dict[
+        str, BidConfirmation]:
+    """Bidder address → the documents' version its bid stood for and the section's, as the contract kept them
+    at the deadline (`bidConfirmationOf`; no confirmation counts after it). The contract opens and records an
+    unconfirmed bid like any other; the hall and the opening's rows say that it was not confirmed."""
+    if section.tender.version == 1:  # never amended: every bid stands for the documents as published
+        return {o.bidder.lower(): BidConfirmation(1, 1) for o in result.outcomes}
+    _, deployment = gateway.require()
+    section_id = bytes.fromhex(section.chain_id[2:])
+    return {o.bidder.lower(): deployment.tenders.bid_confirmation(section_id, to_checksum_address(o.bidder))
+            for o in result.outcomes}
+
+
 def opened_documents(folder: Path, section: Section) -> Path:
     """Where the opened bids' documents are kept for the evaluation (`<bidder>.document`)."""
     return folder / "opened" / section.chain_id
@@ -193,11 +208,13 @@ def store_outcomes(
     result: OpeningResult,
     documents: Path | None = None,
     rejected: Mapping[str, str] | None = None,
+    confirmations: Mapping[str, BidConfirmation] | None = None,
 ) -> None:
     """One opened_bid row per bid and its hall event: 唱标 (announcement) or the failure and its cause.
 
     With `documents` (the folder the opening wrote them to), each document's authoring metadata is kept
-    for the regulator's collusion signs."""
+    for the regulator's collusion signs; with `confirmations` (`confirmations_at_opening`), the amendments
+    each bid stood for."""
     bids = {(bid.bidder.address or "").lower(): bid for bid in session.scalars(
         sa.select(Bid).where(Bid.section_id == section.id))}
     stored_rows: dict[str, OpenedBid] = {}
@@ -205,6 +222,7 @@ def store_outcomes(
                               strict=True):
         bid = bids.get(outcome.bidder.lower())
         document = outcome.document or {}
+        confirmation = (confirmations or {}).get(outcome.bidder.lower())
         row = OpenedBid(
             section_id=section.id, bid_id=bid.id if bid else None, bidder_id=bid.bidder_id if bid else None,
             bidder_address=outcome.bidder.lower(), commitment="0x" + outcome.commitment.hex(),
@@ -215,11 +233,14 @@ def store_outcomes(
                 metadata_of(documents / f"{outcome.bidder.lower()}.document") if documents else {})},
                 ensure_ascii=False) if outcome.document else None,
             anchored_hash="0x" + entry["anchored_hash"],
+            confirmed_amendment=confirmation.confirmed_version - 1 if confirmation else None,
+            tender_amendment=confirmation.current_version - 1 if confirmation else None,
         )
         session.add(row)
         stored_rows[row.bidder_address] = row
         fields = {"bidder": bid.bidder.name if bid else outcome.bidder, "address": outcome.bidder.lower(),
-                  "outcome": outcome.kind, "outcome_zh": entry["outcome_zh"], "anchored_hash": row.anchored_hash}
+                  "outcome": outcome.kind, "outcome_zh": entry["outcome_zh"], "anchored_hash": row.anchored_hash,
+                  **confirmation_fields(row.confirmed_amendment, row.tender_amendment)}
         if outcome.cause is None:
             emit(session, section.id, "announcement", fields | {
                 "announced": outcome.announced, "document_sha256": row.document_sha256})
@@ -237,7 +258,7 @@ def store_outcomes(
             "bidder": bid.bidder.name if bid else address, "address": address, "outcome": "cover_rejected",
             "outcome_zh": "投标保证金无效", "anchored_hash": stored.anchored_hash, "cause": "cover_rejected",
             "cause_zh": f"投标保证金（保函或现金）揭示时被链上拒绝：{refusal}", "bidder_caused": True,
-            "detail": refusal})
+            "detail": refusal, **confirmation_fields(stored.confirmed_amendment, stored.tender_amendment)})
     for faulty in result.faulty_shares:
         emit(session, section.id, "faulty_share", {"witness_index": faulty.witness_index,
                                                    "commitment": "0x" + faulty.commitment.hex(),
@@ -268,7 +289,7 @@ def enqueue_close(session: Session, section: Section, opening: SectionOpening, r
 # ---------------------------------------------------------------- 3.-5. after the record
 
 
-def settle_closed_sections(session: Session, gateway: ChainGateway, _folder: Path, _window: int) -> bool:
+def settle_closed_sections(session: Session, gateway: ChainGateway, _folder: Path) -> bool:
     closing = session.scalars(sa.select(SectionOpening).where(
         SectionOpening.stage == "closing", SectionOpening.close_tx.is_not(None)).limit(BATCH)).all()
     if not closing:
@@ -289,7 +310,7 @@ def settle_closed_sections(session: Session, gateway: ChainGateway, _folder: Pat
     return True
 
 
-def number_objections(session: Session, gateway: ChainGateway, _folder: Path, _window: int) -> bool:
+def number_objections(session: Session, gateway: ChainGateway, _folder: Path) -> bool:
     waiting = session.scalars(sa.select(OpeningResponse).where(
         OpeningResponse.status == "anchored", OpeningResponse.objection_number.is_(None)).limit(BATCH)).all()
     if not waiting:
@@ -306,7 +327,7 @@ def number_objections(session: Session, gateway: ChainGateway, _folder: Path, _w
     return True
 
 
-def verify_attestations(session: Session, gateway: ChainGateway, folder: Path, _window: int) -> bool:
+def verify_attestations(session: Session, gateway: ChainGateway, folder: Path) -> bool:
     asked = session.scalars(sa.select(OpeningAttestation).where(OpeningAttestation.status == "verifying")
                             .limit(BATCH)).all()
     for attestation in asked:

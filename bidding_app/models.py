@@ -98,6 +98,9 @@ class Section(Base):
     min_valid_bids: Mapped[int] = mapped_column(sa.Integer)
     witness_quorum: Mapped[int] = mapped_column(sa.Integer)
     opening_key: Mapped[str] = mapped_column(sa.String(1026))  # 0x + up to 512 bytes (opening/README.md)
+    # Seconds of chain time the bidders have, once the opening record is on chain, to confirm it or object
+    # (set by the agency at publication; the contract has no such window: it takes objections until the award).
+    response_window: Mapped[int] = mapped_column(sa.Integer)
     chain_tx: Mapped[str | None] = mapped_column(sa.String(66))
     chain_block: Mapped[int | None] = mapped_column(sa.BigInteger)
     # Set when the witnesses' key ceremony anchored the opening key after publication (setOpeningKey).
@@ -433,6 +436,10 @@ class OpenedBid(Base):
     document_sha256: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     document: Mapped[str | None] = mapped_column(sa.Text)  # JSON: name, size
     anchored_hash: Mapped[str] = mapped_column(sa.String(66))
+    # The amendments of the tender documents the bid stood for at the deadline, and the section's, as the
+    # contract kept them (`bidConfirmationOf`); None for openings recorded before they were kept.
+    confirmed_amendment: Mapped[int | None] = mapped_column(sa.Integer)
+    tender_amendment: Mapped[int | None] = mapped_column(sa.Integer)
 
     bidder: Mapped[Organisation | None] = relationship()
 

@@ -20,13 +20,17 @@ from sqlalchemy.orm import Session
 from bidding_app import amendments, outbox
 from bidding_app.db import get_or_not_found
 from bidding_app.errors import AfterDeadline, Forbidden, InvalidInput, UnsupportedFileType
-from bidding_app.models import Amendment, Attachment, Bid, Organisation, Section, SectionWitness, Tender, now
+from bidding_app.models import Amendment, Attachment, Organisation, Section, SectionWitness, Tender, now
 from bidding_app.storage import store_stream
 from contracts.records import Role, id32
 from opening.envelope import InvalidOpeningKey, OpeningKey
 
 MAX_SECTIONS = 20
 MIN_LEAD_SECONDS = 60  # an opening time must lie at least this far in the chain's future
+# The bidders' window to confirm the opening record or object to it, in minutes. Objections to an
+# opening belong to the opening itself (招标投标法实施条例 art. 44: raised on the spot, answered on the
+# spot), so the window is short: long enough to read the record, at most a day.
+RESPONSE_WINDOW_MINUTES = (5, 24 * 60)
 # Extensions accepted for tender documents, with the leading bytes their content must start with.
 ATTACHMENT_TYPES: dict[str, tuple[str, tuple[bytes, ...]]] = {
     ".pdf": ("application/pdf", (b"%PDF-",)),
@@ -50,6 +54,7 @@ class SectionDraft:
     witness_ids: tuple[int, ...]
     witness_quorum: int
     opening_key: str  # hex
+    response_window: int  # seconds of chain time after the opening record for confirmations and objections
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,21 @@ def _check_opening_key(text: str, quorum: int, witnesses: int, label: str) -> No
                            f"{quorum}/{witnesses} 不一致", field="opening_key")
 
 
-def parse_draft(data: Mapping[str, Any]) -> TenderDraft:
-    """A tender draft from API-shaped data (amounts in fen, times in unix seconds)."""
+def _response_window(raw: Mapping[str, Any], label: str, default: int) -> int:
+    """The section's response window in seconds, from `response_window_minutes` (the default when absent)."""
+    if raw.get("response_window_minutes") in (None, ""):
+        return default
+    low, high = RESPONSE_WINDOW_MINUTES
+    minutes = _integer(raw, "response_window_minutes", label + "开标记录确认与异议期限（分钟）", -(2**31), 2**31)
+    if not low <= minutes <= high:
+        raise InvalidInput(f"{label}开标记录确认与异议期限须在 {low} 分钟到 {high} 分钟（{high // 60} 小时）之间",
+                           field="response_window_minutes")
+    return minutes * 60
+
+
+def parse_draft(data: Mapping[str, Any], *, response_window: int) -> TenderDraft:
+    """A tender draft from API-shaped data (amounts in fen, times in unix seconds, the response window in
+    minutes); `response_window` (seconds, the platform's `HALL_RESPONSE_WINDOW`) for a section without one."""
     raw_sections = data.get("sections")
     if not isinstance(raw_sections, list) or not raw_sections:
         raise InvalidInput("至少需要一个标段", field="sections")
@@ -141,6 +159,7 @@ def parse_draft(data: Mapping[str, Any]) -> TenderDraft:
                 witness_ids=tuple(witnesses),
                 witness_quorum=quorum,
                 opening_key="0x" + opening_key.removeprefix("0x").lower(),
+                response_window=_response_window(raw, label, response_window),
             )
         )
     tenderer_id = _integer(data, "tenderer_id", "招标人", 1, 2**31)
@@ -190,6 +209,7 @@ def publish(
     tender = Tender(number=number, chain_id="0x" + id32(number).hex(), title=draft.title,
                     description=draft.description, agency_id=agency.id, tenderer_id=tenderer.id,
                     details_hash="", version=1, submission_key=submission_key)
+    # Every term of the sections, the bidders' response window included, is in the anchored details hash.
     tender.details_hash = details_hash(tender, [asdict(s) for s in draft.sections], [])
     session.add(tender)
     session.flush()
@@ -200,7 +220,8 @@ def publish(
         section = Section(tender_id=tender.id, position=position, chain_id="0x" + id32(section_number).hex(),
                           title=item.title, opening_time=item.opening_time, bid_bond=item.bid_bond,
                           bid_validity_period=item.bid_validity_period, min_valid_bids=item.min_valid_bids,
-                          witness_quorum=item.witness_quorum, opening_key=item.opening_key)
+                          witness_quorum=item.witness_quorum, opening_key=item.opening_key,
+                          response_window=item.response_window)
         session.add(section)
         session.flush()
         witnesses = [session.get_one(Organisation, w) for w in item.witness_ids]
@@ -249,15 +270,6 @@ def amend(session: Session, tender: Tender, summary: str, description: str | Non
     amendments.queue_amendment(session, tender, amendment)
     session.commit()
     return amendment
-
-
-def bids_needing_reconfirmation(session: Session, tender: Tender) -> int:
-    return session.scalar(
-        sa.select(sa.func.count(Bid.id)).join(Section).where(
-            Section.tender_id == tender.id, Bid.status.in_(("committing", "committed", "replacing")),
-            Bid.confirmed_version < tender.version,
-        )
-    ) or 0
 
 
 def safe_display_name(filename: str) -> str:

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 from flask.typing import ResponseReturnValue
 
+from bidding_app import amendments
 from bidding_app import bids as bid_service
 from bidding_app import tenders as tender_service
 from bidding_app.accounts import authenticate, current_user, issue_api_token, requires, role_labels
@@ -32,24 +34,34 @@ def json_body() -> dict[str, Any]:
     return body
 
 
-def section_json(section: Section) -> dict[str, Any]:
-    return {
+def section_json(section: Section, unconfirmed: Mapping[int, int] | None = None) -> dict[str, Any]:
+    """`unconfirmed` (section id → count) for the tender's own agency only: its live bids not confirmed for
+    the latest amendment."""
+    found = {
         "id": section.id, "chain_id": section.chain_id, "title": section.title,
         "opening_time": section.opening_time, "bid_bond": section.bid_bond,
         "bid_validity_period": section.bid_validity_period, "min_valid_bids": section.min_valid_bids,
         "witness_quorum": section.witness_quorum,
         "witnesses": [{"id": w.organisation.id, "name": w.organisation.name} for w in section.witnesses],
         "opening_key": section.opening_key, "chain_tx": section.chain_tx, "chain_block": section.chain_block,
+        "response_window": section.response_window,
     }
+    if unconfirmed is not None:
+        found["unconfirmed_bids"] = unconfirmed.get(section.id, 0)
+    return found
 
 
 def tender_json(tender: Tender) -> dict[str, Any]:
+    """The tender as any user sees it; its agency also gets each section's count of unconfirmed bids."""
+    unconfirmed = None
+    if tender.agency_id == current_user().organisation_id:
+        unconfirmed = amendments.unconfirmed_bid_counts(db.session, [s.id for s in tender.sections])
     return {
         "id": tender.id, "number": tender.number, "chain_id": tender.chain_id, "title": tender.title,
         "description": tender.description, "version": tender.version, "details_hash": tender.details_hash,
         "agency": tender.agency.name, "tenderer": tender.tenderer.name,
         "chain_tx": tender.chain_tx, "chain_block": tender.chain_block,
-        "sections": [section_json(s) for s in tender.sections],
+        "sections": [section_json(s, unconfirmed) for s in tender.sections],
         "attachments": [{"id": a.id, "name": a.original_name, "size": a.size, "sha256": a.sha256}
                         for a in tender.attachments],
         "amendments": [{"version": a.version, "summary": a.summary, "details_hash": a.details_hash,
@@ -59,13 +71,23 @@ def tender_json(tender: Tender) -> dict[str, Any]:
 
 
 def bid_json(bid: Bid) -> dict[str, Any]:
+    """One's own bid. `confirmed_amendment` / `tender_amendment` count amendments of the tender documents
+    (the bid stands for the former, the latest is the latter); `confirmed` is false while a placed bid is
+    not confirmed for the latest, and `needs_reconfirmation` while it still can be (a live bid)."""
     latest = bid.uploads[-1] if bid.uploads else None
+    standing = amendments.standing_of(db.session, bid)
     return {
         "id": bid.id, "section_id": bid.section_id, "status": bid.status, "cover_kind": bid.cover_kind,
         "cover_ref": bid.cover_ref, "commitment": bid.commitment,
         "latest_upload": None if latest is None else {"commitment": latest.commitment, "size": latest.size},
         "chain_tx": bid.chain_tx, "chain_block": bid.chain_block, "error_code": bid.error_code,
-        "needs_reconfirmation": bid.confirmed_version < bid.section.tender.version,
+        "opening_time": bid.section.opening_time,
+        "confirmed": standing.confirmed, "confirmed_amendment": standing.confirmed_amendment,
+        "tender_amendment": standing.tender_amendment, "amended_at": standing.amended_at,
+        "amendment_anchored": standing.amendment_anchored,
+        "reconfirmation": None if standing.reconfirmation is None else {
+            "status": standing.reconfirmation, "error_code": standing.reconfirmation_error},
+        "needs_reconfirmation": standing.needs_reconfirmation,
     }
 
 
@@ -109,7 +131,7 @@ def tenders() -> ResponseReturnValue:
 def publish() -> ResponseReturnValue:
     body = json_body()
     key = bid_service.parse_submission_key(body.get("submission_key"))
-    draft = tender_service.parse_draft(body)
+    draft = tender_service.parse_draft(body, response_window=int(current_app.config["HALL_RESPONSE_WINDOW"]))
     tender, created = tender_service.publish(db.session, current_user().organisation, draft, key, gateway().now())
     db.session.commit()
     outbox_wake()
@@ -156,6 +178,13 @@ def register(section_id: int) -> ResponseReturnValue:
 @requires(Role.BIDDER)
 def upload(section_id: int) -> ResponseReturnValue:
     return bid_json(receive_bid(section_id)), 201
+
+
+@bp.get("/bids")
+@requires(Role.BIDDER)
+def bids() -> ResponseReturnValue:
+    """The caller's own bids (never another bidder's), each with where it stands against the amendments."""
+    return {"bids": [bid_json(b) for b in bid_service.bids_of(db.session, current_user().organisation)]}
 
 
 @bp.get("/bids/<int:bid_id>")

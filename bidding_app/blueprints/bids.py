@@ -1,4 +1,5 @@
-"""Bidder pages: register for a section, upload a sealed bid, see its receipt, replace, withdraw, re-confirm."""
+"""Bidder pages: register for a section, upload a sealed bid, see its receipt and the list of one's bids,
+replace, withdraw, re-confirm after an amendment."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from urllib.parse import unquote
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 
+from bidding_app import amendments, covers, oversight
 from bidding_app import bids as service
-from bidding_app import covers, oversight
 from bidding_app.accounts import current_user, requires
 from bidding_app.chain import gateway
 from bidding_app.db import db
@@ -79,6 +80,24 @@ def receive_bid(section_id: int) -> Bid:
     bid = service.submit(db.session, bidder, section, cover, commitment, envelope, context)
     outbox_wake()
     return bid
+
+
+@bp.app_template_global()
+def bid_standing(bid: Bid) -> amendments.BidStanding:
+    """For every page that lists a bid to someone who may see it: where it stands against the amendments."""
+    return amendments.standing_of(db.session, bid)
+
+
+@bp.app_context_processor
+def _amendment_texts() -> dict[str, str]:
+    return {"unconfirmed_treatment": amendments.UNCONFIRMED_TREATMENT}
+
+
+@bp.get("/bids")
+@requires(Role.BIDDER)
+def index() -> ResponseReturnValue:
+    bids = service.bids_of(db.session, current_user().organisation)
+    return render_template("bids/list.html", bids=bids, chain_now=gateway().now())
 
 
 @bp.get("/sections/<int:section_id>/bid")

@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 
 from bidding_app import hall as service
 from bidding_app.accounts import current_user, requires
+from bidding_app.bids import bid_of
 from bidding_app.blueprints.api import json_body
 from bidding_app.chain import gateway
 from bidding_app.db import db
@@ -71,6 +72,8 @@ def opening_state(section: Section) -> dict[str, Any]:
         "result": opening.result if opening else None,
         "record_hash": opening.record_hash if opening else None,
         "close_tx": opening.close_tx if opening else None, "close_block": opening.close_block if opening else None,
+        # The section's window until the hall starts; then the one the hall took (they are the same).
+        "response_window": opening.response_window if opening else section.response_window,
         "window_ends_at": opening.window_ends_at if opening else None,
         "batches": [{"witness": b.witness.name, "witness_index": b.witness_index, "status": b.status,
                      "digest": b.digest, "tx": b.chain_tx, "block": b.chain_block, "error": b.error_code}
@@ -78,7 +81,8 @@ def opening_state(section: Section) -> dict[str, Any]:
         "bids": [{"bidder": b.bidder.name if b.bidder else b.bidder_address, "address": b.bidder_address,
                   "outcome": b.outcome, "cause": b.cause, "detail": b.detail,
                   "announced": json.loads(b.announced) if b.announced else None,
-                  "document_sha256": b.document_sha256, "anchored_hash": b.anchored_hash} for b in opened],
+                  "document_sha256": b.document_sha256, "anchored_hash": b.anchored_hash,
+                  **service.confirmation_fields(b.confirmed_amendment, b.tender_amendment)} for b in opened],
         "responses": [{"id": r.id, "bidder": r.bidder.name, "kind": r.kind, "text": r.text,
                        "text_hash": r.text_hash, "status": r.status, "tx": r.chain_tx, "block": r.chain_block,
                        "number": r.objection_number, "answer": r.answer, "answer_status": r.answer_status,
@@ -99,14 +103,16 @@ def page(section_id: int) -> ResponseReturnValue:
     section = _section()
     organisation = current_user().organisation
     state = opening_state(section)
+    is_bidder = service.is_bidder_of(db.session, organisation, section)
     return render_template(
         "hall/hall.html", section=section, tender=section.tender, state=state,
         chain_now=gateway().now(), proof_url=PROOF_URL,
         is_witness=service.is_witness_of(db.session, organisation, section),
-        is_bidder=service.is_bidder_of(db.session, organisation, section),
+        is_bidder=is_bidder,
         is_agency=section.tender.agency_id == organisation.id,
         bidder_names=_bidder_names(section),
         refused_writes=state["refused_writes"] if section.tender.agency_id == organisation.id else [],
+        own_bid=bid_of(db.session, organisation, section) if is_bidder else None,  # only ever one's own
     )
 
 

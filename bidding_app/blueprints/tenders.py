@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
+from bidding_app import amendments
 from bidding_app import tenders as service
 from bidding_app.accounts import current_user, has_role, requires
 from bidding_app.bids import bid_of, parse_submission_key, registration_of
@@ -72,6 +73,7 @@ def draft_from_form(form: MultiDict[str, str]) -> dict[str, Any]:
             "witness_ids": witnesses,
             "witness_quorum": form.get(prefix + "quorum"),
             "opening_key": form.get(prefix + "opening_key", ""),
+            "response_window_minutes": form.get(prefix + "response_minutes"),
         })
     return {"title": form.get("title"), "description": form.get("description"),
             "tenderer_id": form.get("tenderer_id"), "sections": sections}
@@ -87,13 +89,19 @@ def index() -> ResponseReturnValue:
 @bp.route("/tenders/new", methods=["GET", "POST"])
 @requires(Role.AGENCY)
 def new() -> ResponseReturnValue:
+    default_window = int(current_app.config["HALL_RESPONSE_WINDOW"])
+    low, high = service.RESPONSE_WINDOW_MINUTES
+    # The form shows the platform's window when it is one the agency could type; else the field is left
+    # empty, which means that window too.
+    shown = default_window // 60 if default_window % 60 == 0 and low <= default_window // 60 <= high else ""
     context = {"tenderers": members_with(Role.TENDERER), "witnesses": members_with(Role.WITNESS),
-               "form_sections": FORM_SECTIONS}
+               "form_sections": FORM_SECTIONS, "default_response_minutes": shown,
+               "response_minutes": service.RESPONSE_WINDOW_MINUTES}
     if request.method == "GET":
         return render_template("tenders/new.html", form=MultiDict(), **context)
     try:
         key = parse_submission_key(request.form.get("submission_key"))
-        draft = service.parse_draft(draft_from_form(request.form))
+        draft = service.parse_draft(draft_from_form(request.form), response_window=default_window)
         tender, created = service.publish(db.session, current_user().organisation, draft, key, gateway().now())
         for upload in request.files.getlist("attachments"):
             if created and upload.filename:
@@ -117,10 +125,12 @@ def detail(tender_id: int) -> ResponseReturnValue:
         for section in tender.sections:
             mine[section.id] = (registration_of(db.session, user.organisation, section),
                                 bid_of(db.session, user.organisation, section))
+    owner = tender.agency_id == user.organisation_id
+    # The agency is told how many bids are not confirmed for the latest amendment, per section: a count only.
+    unconfirmed = amendments.unconfirmed_bid_counts(db.session, [s.id for s in tender.sections]) if owner else {}
     return render_template("tenders/detail.html", tender=tender, mine=mine, chain_now=gateway().now(),
-                           owner=tender.agency_id == user.organisation_id,
-                           tenderer_view=tender.tenderer_id == user.organisation_id,
-                           stale=service.bids_needing_reconfirmation(db.session, tender))
+                           owner=owner, tenderer_view=tender.tenderer_id == user.organisation_id,
+                           unconfirmed=unconfirmed, stale=sum(unconfirmed.values()))
 
 
 @bp.post("/tenders/<int:tender_id>/amend")

@@ -46,15 +46,30 @@ function yuan(fen) {
   return `${Math.floor(fen / 100).toLocaleString("zh-CN")}.${String(fen % 100).padStart(2, "0")} 元`;
 }
 
+function beijing(seconds) {
+  return new Date(seconds * 1000).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
+}
+
+// How the bid stood against the amendments of the tender documents at the opening (the server's words).
+function confirmationText(data) {
+  if (data.confirmation_zh) return data.confirmation_zh;
+  return data.tender_amendment === 0 ? "招标文件未修改" : "—";
+}
+
 function addBid(data, failed) {
   const row = el("tr", undefined, failed ? "failed announcement" : "announcement");
   row.dataset.address = data.address;
+  if (data.confirmed === false) {
+    row.classList.add("unconfirmed");
+    row.dataset.confirmed = "0";
+  }
   const announced = data.announced || {};
   const others = failed
     ? `${data.cause_zh}（${data.bidder_caused ? "投标人原因" : "非投标人原因"}）`
     : Object.entries(announced).filter(([k]) => k !== "price_fen" && k !== "duration_days").map(([k, v]) => `${k}：${v}`).join("，");
   for (const text of [data.bidder, data.outcome_zh || OUTCOMES[data.outcome], yuan(announced.price_fen),
-    announced.duration_days !== undefined ? `${announced.duration_days} 日历天` : "—", others, data.anchored_hash.slice(0, 18) + "…"]) {
+    announced.duration_days !== undefined ? `${announced.duration_days} 日历天` : "—", others, confirmationText(data),
+    data.anchored_hash.slice(0, 18) + "…"]) {
     row.append(el("td", text));
   }
   document.querySelector("#announcements tbody").append(row);
@@ -108,7 +123,10 @@ const handlers = {
     log(`${d.witness} 的解密份额哈希已上链`, d);
   },
   opening: () => { setStage("opening"); log("见证机构解密份额达到门限，开始解密"); },
-  announcement: (d) => { addBid(d, false); log(`唱标：${d.bidder} 投标报价 ${yuan((d.announced || {}).price_fen)}`); },
+  announcement: (d) => {
+    addBid(d, false);
+    log(`唱标：${d.bidder} 投标报价 ${yuan((d.announced || {}).price_fen)}${d.confirmed === false ? "（" + d.confirmation_zh + "）" : ""}`);
+  },
   bid_failed: (d) => { addBid(d, true); log(`${d.bidder} 的投标文件${d.outcome_zh}：${d.cause_zh}`); },
   faulty_share: (d) => log(`见证人 ${d.witness_index} 的一份解密份额无效：${d.reason}`),
   outcomes_anchored: (d) => log(`${d.count} 份投标的解密结果已上链`, d),
@@ -127,6 +145,9 @@ const handlers = {
       result.className = "result failed";
     } else {
       result.textContent = `开标有效：有效投标 ${d.valid_bids} 份`;
+    }
+    if (d.window_ends_at) {
+      document.getElementById("window-ends").textContent = `，截至 ${beijing(d.window_ends_at)}`;
     }
     log(`开标记录哈希已上链，${d.result === "failed_tender" ? "流标" : "开标结束"}`, d);
   },

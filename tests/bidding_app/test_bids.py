@@ -249,10 +249,10 @@ def test_amendment_asks_placed_bids_to_be_reconfirmed(clients: Clients, platform
                        data={"csrf_token": token, "summary": "工期改为150日历天"}).status_code == 302
     clients.drain()  # the bid can be confirmed once the amendment is on chain (tests/bidding_app/test_amendments.py)
     page = bidder.get(f"/bids/{bid.id}").get_data(as_text=True)
-    assert "请确认您的投标仍然有效" in page
+    assert "修改（第1次），请重新确认" in page and 'class="reconfirm"' in page
     token = csrf_of(bidder, f"/bids/{bid.id}")
     assert bidder.post(f"/bids/{bid.id}/reconfirm", data={"csrf_token": token}).status_code == 302
-    assert "请确认您的投标仍然有效" not in bidder.get(f"/bids/{bid.id}").get_data(as_text=True)
+    assert "请重新确认" not in bidder.get(f"/bids/{bid.id}").get_data(as_text=True)
 
 
 def test_raw_body_upload_with_fields_in_headers(clients: Clients, platform: Platform) -> None:

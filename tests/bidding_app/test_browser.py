@@ -154,9 +154,10 @@ def test_opening_hall_shows_the_announcements_live(served: str, platform: Platfo
              "sections": [{"title": "第一标段", "opening_time": platform.now() + 300, "bid_bond": 100_00,
                            "bid_validity_days": 90, "min_valid_bids": 3, "witness_quorum": 2,
                            "witness_ids": [o["id"] for o in members if "witness" in o["roles"]],
-                           "opening_key": "0x" + keyed.opening_key.hex()}]}
-    section = _api(served, "POST", "/api/v1/tenders", agency, json.dumps(draft).encode(),
-                   {"Content-Type": "application/json"})["sections"][0]
+                           "opening_key": "0x" + keyed.opening_key.hex(), "response_window_minutes": 20}]}
+    tender = _api(served, "POST", "/api/v1/tenders", agency, json.dumps(draft).encode(),
+                  {"Content-Type": "application/json"})
+    section = tender["sections"][0]
     section_id = bytes.fromhex(section["chain_id"][2:])
     bids = []
     for number, member in enumerate(dev_config.with_role(Role.BIDDER)[:3]):
@@ -172,6 +173,18 @@ def test_opening_hall_shows_the_announcements_live(served: str, platform: Platfo
     deadline = time.monotonic() + 60
     while any(_api(served, "GET", f"/api/v1/bids/{b}", t)["status"] != "committed" for t, b in bids):
         assert time.monotonic() < deadline, "bids not committed on chain"
+        time.sleep(0.3)
+    # An amendment; two bidders confirm their bids for it on chain, the third does not.
+    _api(served, "POST", f"/api/v1/tenders/{tender['id']}/amendments", agency,
+         json.dumps({"summary": "工期改为150日历天"}).encode(), {"Content-Type": "application/json"})
+    while not _api(served, "GET", f"/api/v1/bids/{bids[0][1]}", bids[0][0])["amendment_anchored"]:
+        assert time.monotonic() < deadline, "amendment not on chain"
+        time.sleep(0.3)
+    for token, bid_id in bids[:2]:
+        _api(served, "POST", f"/api/v1/bids/{bid_id}/reconfirm", token)
+    while any((_api(served, "GET", f"/api/v1/bids/{b}", t)["reconfirmation"] or {}).get("status") != "confirmed"
+              for t, b in bids[:2]):
+        assert time.monotonic() < deadline, "confirmations not on chain"
         time.sleep(0.3)
 
     with sync_playwright() as playwright:
@@ -215,8 +228,15 @@ def test_opening_hall_shows_the_announcements_live(served: str, platform: Platfo
 
             expect(page.locator("#announcements tbody tr")).to_have_count(3, timeout=30_000)
             expect(page.locator("#announcements")).to_contain_text("1,234,567.00 元")
+            unconfirmed = page.locator("#announcements tr.unconfirmed")
+            expect(unconfirmed).to_have_count(1)
+            expect(unconfirmed).to_contain_text(dev_config.with_role(Role.BIDDER)[2].name)
+            expect(unconfirmed).to_contain_text("未确认招标文件第1次修改（投标对应最初发布的招标文件）")
+            expect(page.locator("#announcements")).to_contain_text("已确认招标文件第1次修改")
             expect(page.locator("#result")).to_contain_text("开标有效", timeout=30_000)
             expect(page.locator("#record-links")).to_be_visible()
+            expect(page.locator("#response-window")).to_contain_text("开标记录上链后 20 分钟")
+            expect(page.locator("#window-ends")).to_contain_text("，截至 ")
             snap(page, "5-opening-hall")
 
             # After the record: the bidder objects in the page, the agency answers in its page once the

@@ -1,6 +1,7 @@
 """The online opening hall end to end on a real chain: sealed bids → deadline → the witnesses' share
 batches (bad ones refused) → automatic opening → 唱标 events on the SSE stream → the record PDF →
-objection and answer → a witness's attestation; a section without bids is a failed tender (流标)."""
+objection and answer → a witness's attestation; a section without bids is a failed tender (流标); a bid
+not confirmed after an amendment is marked at its 唱标, and the section's own response window holds."""
 
 from __future__ import annotations
 
@@ -79,18 +80,20 @@ def kinds(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 class Hall:
     """A section with a real DKG opening key (3 witnesses, quorum 2) published through the API."""
 
-    def __init__(self, clients: Clients, platform: Platform, *, opening_in: int = 300, min_valid_bids: int = 3):
+    def __init__(self, clients: Clients, platform: Platform, *, opening_in: int = 300, min_valid_bids: int = 3,
+                 **section_fields: Any):
         self.clients, self.platform = clients, platform
         self.keyed: KeyedSection = run_dkg(threshold=2, witnesses=3)
         witnesses = clients.org_ids(Role.WITNESS)
         draft = api_draft(clients, platform, opening_in=opening_in)
         draft["sections"][0] |= {"witness_ids": witnesses, "witness_quorum": 2, "min_valid_bids": min_valid_bids,
-                                 "opening_key": "0x" + self.keyed.opening_key.hex()}
+                                 "opening_key": "0x" + self.keyed.opening_key.hex()} | section_fields
         agency = token_for(clients, clients.config.with_role(Role.AGENCY)[0].identifier)
         created = clients.app.test_client().post("/api/v1/tenders", json=draft, headers=agency)
         assert created.status_code == 201, created.json
         assert created.json is not None
         section = created.json["sections"][0]
+        self.tender_id = created.json["id"]
         self.id, self.chain_id, self.opening_time = section["id"], section["chain_id"], section["opening_time"]
         self.section_id = bytes.fromhex(self.chain_id[2:])
         clients.drain()
@@ -425,3 +428,73 @@ def test_a_section_without_bids_is_a_failed_tender(clients: Clients, platform: P
     pdf = clients.logged_in(Role.TENDERER).get(f"/sections/{hall.id}/hall/record.pdf")
     text = subprocess.run(["pdftotext", "-", "-"], input=pdf.data, capture_output=True, check=True).stdout.decode()
     assert "流标" in text and "少于最低 3 份" in text
+
+
+@pytest.mark.usefixtures("first_backend")
+def test_unconfirmed_bid_is_marked_and_the_sections_window_holds(clients: Clients, platform: Platform,
+                                                                  tmp_path: Path) -> None:
+    """Two bids, an amendment, one re-confirmation: both open and count (the contract does not refuse the
+    unconfirmed one), the hall says which was not confirmed and how the contract treated it; the agency's
+    7-minute window, not the platform's 30, closes the responses."""
+    hall = Hall(clients, platform, min_valid_bids=2, response_window_minutes=7)
+    for number in (0, 1):
+        hall.bid(number, {"price_fen": 100_000_000 + number, "duration_days": 150, "quality": "合格"})
+    clients.drain()
+    api = clients.app.test_client()
+    amended = api.post(f"/api/v1/tenders/{hall.tender_id}/amendments", json={"summary": "工期改为150日历天"},
+                       headers=hall.agency)
+    assert amended.status_code == 201
+    clients.drain()
+    tokens = [token_for(clients, m.identifier) for m in clients.config.with_role(Role.BIDDER)[:2]]
+    listed = [api.get("/api/v1/bids", headers=t).json for t in tokens]
+    assert all(found is not None and len(found["bids"]) == 1 for found in listed)
+    first_bid = listed[0]["bids"][0]["id"]  # type: ignore[index]
+    assert api.post(f"/api/v1/bids/{first_bid}/reconfirm", headers=tokens[0]).status_code == 200
+    clients.drain()
+    second = clients.app.test_client()
+    assert login(second, clients.config.with_role(Role.BIDDER)[1].identifier).status_code == 302
+    page = second.get(f"/sections/{hall.id}/hall").get_data(as_text=True)
+    assert 'id="own-bid"' in page and "待确认：招标文件已于" in page and "开标记录上链后 7 分钟" in page
+
+    platform.backend.advance_to(hall.opening_time)
+    clients.drain()
+    folder = tmp_path / "bids"
+    folder.mkdir()
+    envelopes = hall.fetch_envelopes(folder, 1)
+    request = AccessRequest(hall.section_id, "hall-test", "decryption shares", 0)
+    for index in (1, 2):
+        batch = release_shares(platform.tenders, hall.witnesses[index - 1].signer, hall.share(index), envelopes,
+                               request)
+        assert hall.upload(index, batch).status_code == 201
+    clients.drain()
+
+    state = api.get(f"/api/v1/sections/{hall.id}/hall", headers=hall.agency).json
+    assert state is not None and state["stage"] == "closed" and state["result"] == "opened", state
+    addresses = [m.signer.address.lower() for m in clients.config.with_role(Role.BIDDER)[:2]]
+    stood = {b["address"]: (b["outcome"], b["confirmed"], b["confirmed_amendment"], b["tender_amendment"])
+             for b in state["bids"]}
+    assert stood == {addresses[0]: ("opened", True, 1, 1), addresses[1]: ("opened", False, 0, 1)}
+    events = read_events(api, f"/api/v1/sections/{hall.id}/hall/events", tokens[0],
+                         lambda found: any(e["kind"] == "closed" for e in found))
+    announced = {a["address"]: a for a in kinds(events, "announcement")}
+    assert announced[addresses[0]]["confirmation_zh"] == "已确认招标文件第1次修改"
+    note = announced[addresses[1]]["confirmation_zh"]
+    assert note.startswith("未确认招标文件第1次修改（投标对应最初发布的招标文件）") and "照常解密、唱标" in note
+    (closed,) = kinds(events, "closed")
+    assert closed["valid_bids"] == 2  # the unconfirmed bid counts
+    with clients.app.app_context():
+        rows = db.session.scalars(sa.select(OpenedBid).order_by(OpenedBid.bidder_address)).all()
+        assert {(r.bidder_address, r.confirmed_amendment, r.tender_amendment) for r in rows} == {
+            (addresses[0], 1, 1), (addresses[1], 0, 1)}
+    receipt = second.get(f"/bids/{listed[1]['bids'][0]['id']}").get_data(as_text=True)  # type: ignore[index]
+    assert "未重新确认" in receipt and "照常解密、唱标" in receipt and 'class="reconfirm"' not in receipt
+
+    # The section's window: 7 minutes of chain time after the record, shown in the hall.
+    assert state["response_window"] == 420
+    close_time = int(platform.backend.chain.w3.eth.get_block(state["close_block"])["timestamp"])
+    assert 420 <= state["window_ends_at"] - close_time <= 480
+    assert "开标记录上链后 7 分钟" in second.get(f"/sections/{hall.id}/hall").get_data(as_text=True)
+    platform.backend.advance_to(int(state["window_ends_at"]) + 1)  # well within the platform's 30 minutes
+    late = api.post(f"/api/v1/sections/{hall.id}/responses", json={"kind": "confirmation"}, headers=tokens[1])
+    assert late.status_code == 409 and late.json is not None
+    assert late.json["error"]["code"] == "response_window_closed"

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from bidding_app.db import db
 from bidding_app.models import Attachment, OutboxEntry, Section, Tender
 from contracts.records import Role, SectionStatus
-from tests.bidding_app.conftest import Clients, csrf_of, opening_key, section_form
+from tests.bidding_app.conftest import Clients, api_draft, csrf_of, opening_key, section_form
+from tests.bidding_app.test_bids import api_client
 from tests.helpers import Platform
 
 
@@ -133,3 +134,65 @@ def test_oversized_attachment_is_refused(clients: Clients, platform: Platform) -
     response = agency.post(f"/tenders/{tender.id}/attachments", data={
         "csrf_token": csrf_of(agency, f"/tenders/{tender.id}"), "file": (io.BytesIO(b"%PDF-" + b"0" * 4096), "a.pdf")})
     assert response.status_code == 413 and "附件不能超过" in response.get_data(as_text=True)
+
+
+def test_agency_sets_the_response_window_per_section(clients: Clients, platform: Platform) -> None:
+    """The form's field (minutes, the platform's window as default) and the API's `response_window_minutes`;
+    out-of-range or malformed values are refused by name and nothing is stored."""
+    agency = clients.logged_in(Role.AGENCY)
+    form_page = agency.get("/tenders/new").get_data(as_text=True)
+    assert 'name="s0_response_minutes" type="number" min="5" max="1440" value="30"' in form_page
+    for value, expected in (("2", "第1标段的开标记录确认与异议期限须在 5 分钟到 1440 分钟（24 小时）之间"),
+                            ("1441", "须在 5 分钟到 1440 分钟"),
+                            ("半小时", "开标记录确认与异议期限（分钟）必须是整数")):
+        status, response = publish(clients, platform, s0_response_minutes=value)
+        assert status == 400 and expected in response.get_data(as_text=True), value  # type: ignore[attr-defined]
+    assert publish(clients, platform, s0_response_minutes="45")[0] == 302
+
+    client, token = clients.app.test_client(), api_client(clients, Role.AGENCY)
+    bad: list[tuple[object, str]] = [(4, "须在 5 分钟到 1440 分钟"), (24 * 60 + 1, "须在 5 分钟到 1440 分钟"),
+                                     (12.5, "必须是整数"), (True, "必须是整数"), ("十", "必须是整数")]
+    for minutes, message in bad:
+        draft = api_draft(clients, platform)
+        draft["sections"][0]["response_window_minutes"] = minutes
+        refused = client.post("/api/v1/tenders", json=draft, headers=token)
+        assert refused.status_code == 400 and refused.json is not None, minutes
+        error = refused.json["error"]
+        assert (error["code"], error["field"]) == ("invalid_input", "response_window_minutes") and message in error[
+            "message"], minutes
+    with clients.app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(Tender.id))) == 1  # only the form's 45 minutes
+
+    chosen = api_draft(clients, platform)
+    chosen["sections"][0]["response_window_minutes"] = 10
+    chosen["sections"].append(dict(api_draft(clients, platform)["sections"][0], title="第二标段"))  # no window given
+    created = client.post("/api/v1/tenders", json=chosen, headers=token)
+    assert created.status_code == 201 and created.json is not None
+    assert [s["response_window"] for s in created.json["sections"]] == [600, 1800]  # 1800: HALL_RESPONSE_WINDOW
+    with clients.app.app_context():
+        windows = db.session.scalars(sa.select(Section.response_window).order_by(Section.id)).all()
+    assert windows == [2700, 600, 1800]
+
+
+def test_migration_gives_existing_sections_the_configured_window(database_url: str) -> None:
+    """Sections published before the window could be chosen get the running platform's window."""
+    from bidding_app.migrate import upgrade
+
+    engine = sa.create_engine(database_url)
+    try:
+        upgrade(engine, "0008_amendments")
+        with engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO organisation (id, name, identifier, roles, created_at) VALUES (1, '代理', 'X1', 8, 0)"))
+            connection.execute(sa.text(
+                "INSERT INTO tender (id, number, chain_id, title, description, agency_id, tenderer_id, details_hash,"
+                " version, submission_key, created_at) VALUES (1, 'JZ1', '0x01', 't', '', 1, 1, '0x', 1, 'k', 0)"))
+            connection.execute(sa.text(
+                "INSERT INTO section (id, tender_id, position, chain_id, title, opening_time, bid_bond,"
+                " bid_validity_period, min_valid_bids, witness_quorum, opening_key)"
+                " VALUES (1, 1, 1, '0x02', 's', 0, 1, 1, 1, 1, '0x')"))
+        upgrade(engine, response_window=900)
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT response_window FROM section")).scalars().all() == [900]
+    finally:
+        engine.dispose()
