@@ -215,7 +215,7 @@ def submit(
         make_durable(final)
         if bid is None:
             assert cover is not None
-            bid = Bid(section_id=section.id, bidder_id=bidder.id, status="committing", cover_kind=cover.kind,
+            bid = Bid(section=section, bidder_id=bidder.id, uploads=[], status="committing", cover_kind=cover.kind,
                       cover_ref=cover.reference, guarantee_salt=cover.salt, commitment=commitment,
                       confirmed_version=section.tender.version)
             session.add(bid)
@@ -233,7 +233,8 @@ def submit(
             bid.cover_reveal_tx = bid.cover_reveal_error = None
         bid.confirmed_version, bid.error_code, bid.updated_at = section.tender.version, None, now()
         session.flush()
-        upload = BidUpload(bid_id=bid.id, bidder_id=bidder.id, submission_key=context.submission_key,
+        # Through the relationships, so that the receipt built after the commit needs no query.
+        upload = BidUpload(bid=bid, bidder_id=bidder.id, submission_key=context.submission_key,
                            commitment=commitment, stored_name=str(stored), size=envelope.size,
                            remote_addr=context.remote_addr[:64], user_agent=context.user_agent[:300])
         session.add(upload)
