@@ -209,8 +209,11 @@ def submit(
         # by a transaction that waits for the disk (SQLite's busy wait would block the whole worker).
         stored = Path(section.chain_id[2:18]) / envelope.path.name
         final = envelope.path.parent.parent / "bids" / stored
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(envelope.path, final)
+        try:
+            os.replace(envelope.path, final)
+        except FileNotFoundError:  # the section's first envelope: its folder is made once
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(envelope.path, final)
         envelope = Envelope(final, envelope.size, envelope.sha256)  # so that a failure below removes it
         make_durable(final)
         if bid is None:
