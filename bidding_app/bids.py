@@ -233,13 +233,16 @@ def submit(
         # by a transaction that waits for the disk (SQLite's busy wait would block the whole worker).
         stored = Path(section.chain_id[2:18]) / envelope.path.name
         final = envelope.path.parent.parent / "bids" / stored
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(envelope.path, final)
+        try:
+            os.replace(envelope.path, final)
+        except FileNotFoundError:  # the section's first envelope: its folder is made once
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(envelope.path, final)
         envelope = Envelope(final, envelope.size, envelope.sha256)  # so that a failure below removes it
         make_durable(final)
         if bid is None:
             assert cover is not None
-            bid = Bid(section_id=section.id, bidder_id=bidder.id, status="committing", cover_kind=cover.kind,
+            bid = Bid(section=section, bidder_id=bidder.id, uploads=[], status="committing", cover_kind=cover.kind,
                       cover_ref=cover.reference, guarantee_salt=cover.salt, commitment=commitment,
                       confirmed_version=section.tender.version)
             session.add(bid)
@@ -257,7 +260,8 @@ def submit(
             bid.cover_reveal_tx = bid.cover_reveal_error = None
         bid.confirmed_version, bid.error_code, bid.updated_at = section.tender.version, None, now()
         session.flush()
-        upload = BidUpload(bid_id=bid.id, bidder_id=bidder.id, submission_key=context.submission_key,
+        # Through the relationships, so that the receipt built after the commit needs no query.
+        upload = BidUpload(bid=bid, bidder_id=bidder.id, submission_key=context.submission_key,
                            commitment=commitment, stored_name=str(stored), size=envelope.size,
                            remote_addr=context.remote_addr[:64], user_agent=context.user_agent[:300])
         session.add(upload)

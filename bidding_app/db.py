@@ -49,7 +49,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str) -> sa.Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        # A gevent worker serves many requests at once: keep enough connections open that a burst does
+        # not open (and set up) fresh ones and close them again.
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 10},
+                                  pool_size=20, max_overflow=40)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -35,14 +35,14 @@ from flask import Flask
 from hexbytes import HexBytes
 from requests.exceptions import RequestException
 from sqlalchemy.orm import Session
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from bidding_app.chain import ChainGateway
 from bidding_app.db import db
 from bidding_app.keys import KeyDecryptionFailed
 from bidding_app.models import Bid, OutboxEntry, OutboxLease, Section, Tender, now
 from contracts import errors
-from contracts.client import Chain, Deployment, _revert_from
+from contracts.client import Chain, Deployment, sign_offline
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,7 @@ def encode_call(deployment: Deployment, action: str, payload: dict[str, Any]) ->
         args, function = [_b32(payload["section_id"])], "withdrawBid"
     else:
         raise ValueError(f"unknown outbox action {action}")
-    contract = deployment.chain.contract("TenderRegistry", registry.address)
-    return registry.address, bytes(HexBytes(contract.encode_abi(function, args=args)))
+    return registry.address, deployment.chain.calldata("TenderRegistry", function, args)
 
 
 # ---------------------------------------------------------------- effects on the business rows
@@ -155,19 +154,6 @@ def apply_failed(session: Session, entry: OutboxEntry, payload: dict[str, Any]) 
 
 
 # ---------------------------------------------------------------- the sender
-
-
-def _estimate_gas(chain: Chain, tx: dict[str, Any]) -> int:
-    """eth_estimateGas, asked again when the node's head moved under the question: anvil with
-    --prune-history keeps the head's state only and refuses a block that just stopped being the head
-    (`BlockOutOfRangeError`); the next block answers."""
-    for attempt in range(3):
-        try:
-            return int(chain.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
-        except Web3RPCError as error:
-            if "BlockOutOfRange" not in str(error) or attempt == 2:
-                raise
-    raise AssertionError("unreachable")
 
 
 class OutboxSender:
@@ -249,7 +235,12 @@ class OutboxSender:
 
     def _round(self, chain: Chain, deployment: Deployment) -> tuple[int, bool]:
         """Sign and send every open entry that can go now (pipelined, in order per organisation), then
-        wait until each is final. Returns how many finished and whether open entries remain."""
+        wait until each is final. Returns how many finished and whether open entries remain.
+
+        The node is asked in batches (one request estimates, one sends, a few poll the receipts), and
+        the round's signatures are committed together before any is broadcast: a burst of bids costs
+        the sender a few requests and commits per round, not several per bid.
+        """
         with db.new_session() as session:
             entries = session.scalars(
                 sa.select(OutboxEntry)
@@ -259,15 +250,10 @@ class OutboxSender:
             ).all()
             if not entries:
                 return 0, False
-            in_flight: list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]] = []
-            held_back: set[int] = set()  # organisations whose next write must wait for the next round
-            nonces: dict[int, int] = {}
-            fees = chain._fees()
             finished = 0
             try:
+                calls: list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]] = []
                 for entry in entries:
-                    if entry.organisation_id in held_back:
-                        continue
                     payload = json.loads(entry.payload)
                     try:
                         to, data = encode_call(deployment, entry.action, payload)
@@ -279,77 +265,104 @@ class OutboxSender:
                     call = {"from": sender, "to": to, "data": HexBytes(data), "value": 0, "chainId": chain.chain_id}
                     if entry.status == "signed":
                         self._resume(session, chain, entry, call)
-                    if entry.status == "pending":
-                        outcome = self._sign(session, chain, entry, payload, call, fees, nonces,
-                                             settled=not in_flight)
-                        if outcome == "failed":
-                            finished += 1
-                            continue
-                        if outcome == "deferred" or not self._broadcast(chain, entry):
-                            held_back.add(entry.organisation_id)
-                            continue
-                    in_flight.append((entry, payload, call))
-                for entry, payload, call in in_flight:
-                    finished += self._settle(session, chain, entry, payload, call)
+                    calls.append((entry, payload, call))
+                in_flight, held_back, failed = self._sign_round(session, chain, calls)
+                finished += failed
+                finished += self._settle_round(session, chain, in_flight)
             except (RequestException, OSError, errors.TransactionFailed, Web3RPCError) as error:
                 session.rollback()
                 raise TransientChainError(str(error)) from error
             return finished, bool(held_back) or len(entries) == ROUND_SIZE
 
-    def _sign(
-        self,
-        session: Session,
-        chain: Chain,
-        entry: OutboxEntry,
-        payload: dict[str, Any],
-        call: dict[str, Any],
-        fees: dict[str, int],
-        nonces: dict[int, int],
-        *,
-        settled: bool,
-    ) -> str:
-        """Estimate, sign with the organisation's next nonce and store it; "signed", "deferred" or "failed".
+    def _sign_round(
+        self, session: Session, chain: Chain, calls: list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]]
+    ) -> tuple[list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]], set[int], int]:
+        """Estimate, sign with each organisation's next nonces, commit, then broadcast the round's pending
+        entries; returns the entries now in flight, the organisations held back to the next round, and
+        how many entries failed.
 
-        A refusal at estimation is final only when nothing is in flight: otherwise the write may depend
-        on one still on its way (a bid on a section being added), so it waits for the next round.
+        A refusal at estimation is final only when nothing is in flight before it: otherwise the write
+        may depend on one still on its way (a bid on a section being added), so it waits for the next
+        round, and so do the organisation's later entries (their nonces follow it).
         """
-        signer = self.gateway.signer_for(entry.organisation)
-        tx = dict(call)
-        try:
-            estimate = _estimate_gas(chain, tx)
-        except ContractLogicError as error:
-            if not settled:
-                return "deferred"
-            revert = _revert_from(error)
-            self._fail(session, entry, payload, type(revert).__name__, str(revert))
-            return "failed"
-        tx["gas"] = estimate + estimate // 5 + 10_000
-        tx.update(fees)
-        organisation = entry.organisation_id
-        if organisation not in nonces:
-            nonces[organisation] = int(chain.w3.eth.get_transaction_count(signer.account.address, "pending"))
-        tx["nonce"] = nonces[organisation]
-        nonces[organisation] += 1
-        signed = signer.account.sign_transaction(tx)
-        entry.nonce = int(tx["nonce"])
-        entry.raw_tx = HexBytes(signed.raw_transaction).to_0x_hex()
-        entry.tx_hash = HexBytes(signed.hash).to_0x_hex()
-        entry.status, entry.updated_at = "signed", now()
-        entry.attempts += 1
-        session.commit()  # durable before the transaction can exist anywhere else
-        self.after_step("signed", entry)
-        return "signed"
+        pending = [(entry, call) for entry, _payload, call in calls if entry.status == "pending"]
+        estimates = dict(zip((id(entry) for entry, _call in pending),
+                             chain.estimate_many([call for _entry, call in pending]) if pending else [], strict=True))
+        senders = sorted({call["from"] for _entry, call in pending})
+        counts = chain.rpc_batch([("eth_getTransactionCount", [address, "pending"]) for address in senders])
+        nonces: dict[str, int] = {}
+        for address, answer in zip(senders, counts, strict=True):
+            if "result" not in answer:
+                raise errors.TransactionFailed(f"the node did not give {address}'s nonce: {answer.get('error')}")
+            nonces[address] = int(answer["result"], 16)
+        fees = chain._fees() if pending else {}
+        in_flight: list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]] = []
+        held_back: set[int] = set()
+        signed_now: list[OutboxEntry] = []
+        failed = 0
+        for entry, payload, call in calls:
+            if entry.organisation_id in held_back:
+                continue
+            if entry.status == "signed":  # resumed from an earlier round or process
+                in_flight.append((entry, payload, call))
+                continue
+            estimate = estimates[id(entry)]
+            if isinstance(estimate, errors.ContractRevert):
+                if in_flight:
+                    held_back.add(entry.organisation_id)
+                else:
+                    self._fail(session, entry, payload, type(estimate).__name__, str(estimate))
+                    failed += 1
+                continue
+            tx = {key: value for key, value in call.items() if key != "from"}
+            tx |= fees | {"gas": estimate + estimate // 5 + 10_000, "nonce": nonces[call["from"]]}
+            nonces[call["from"]] += 1
+            key = bytes(self.gateway.signer_for(entry.organisation).account.key)
+            entry.tx_hash, entry.raw_tx = sign_offline(tx, key)
+            entry.nonce = int(tx["nonce"])
+            entry.status, entry.updated_at = "signed", now()
+            entry.attempts += 1
+            signed_now.append(entry)
+            in_flight.append((entry, payload, call))
+        session.commit()  # durable before any of these transactions can exist anywhere else
+        for entry in signed_now:
+            self.after_step("signed", entry)
+        answers = chain.rpc_batch([("eth_sendRawTransaction", [entry.raw_tx]) for entry in signed_now])
+        refused: set[int] = set()
+        for entry, answer in zip(signed_now, answers, strict=True):
+            if "error" in answer or entry.organisation_id in refused:
+                # Left signed: the next round finds out by its hash and nonce whether it can still land.
+                if "error" in answer:
+                    log.warning("outbox: node refused %s: %s", entry.tx_hash, answer["error"])
+                refused.add(entry.organisation_id)
+                continue
+            self.after_step("broadcast", entry)
+        held_back |= refused
+        in_flight = [item for item in in_flight
+                     if not (item[0].organisation_id in refused and item[0] in signed_now)]
+        return in_flight, held_back, failed
 
-    def _broadcast(self, chain: Chain, entry: OutboxEntry) -> bool:
-        assert entry.raw_tx is not None
-        try:
-            chain.w3.eth.send_raw_transaction(HexBytes(entry.raw_tx))
-        except Web3RPCError as error:
-            # Left signed: the next round finds out by its hash and nonce whether it can still land.
-            log.warning("outbox: node refused %s: %s", entry.tx_hash, error)
-            return False
-        self.after_step("broadcast", entry)
-        return True
+    def _settle_round(
+        self, session: Session, chain: Chain, in_flight: list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]]
+    ) -> int:
+        """Wait until every transaction in flight is final and record each outcome with its business
+        effect, in one transaction."""
+        if not in_flight:
+            return 0
+        receipts = chain.final_receipts([str(entry.tx_hash) for entry, _payload, _call in in_flight])
+        for entry, payload, call in in_flight:
+            receipt = receipts[str(entry.tx_hash)]
+            block_number = int(receipt["blockNumber"], 16)
+            if int(receipt["status"], 16) != 1:
+                try:
+                    chain.raise_revert(str(entry.tx_hash), call, block_number)
+                except errors.ContractRevert as revert:
+                    self._fail(session, entry, payload, type(revert).__name__, str(revert))
+                continue
+            entry.status, entry.block_number, entry.updated_at = "confirmed", block_number, now()
+            apply_confirmed(session, entry, payload)
+        session.commit()
+        return len(in_flight)
 
     def _resume(self, session: Session, chain: Chain, entry: OutboxEntry, call: dict[str, Any]) -> None:
         """A signed entry from an earlier round or process: landed, still sendable, or never landable."""
@@ -367,22 +380,6 @@ class OutboxSender:
         except Web3RPCError as error:
             # "already known": it was sent before the crash and is waiting in the pool.
             log.info("outbox: re-broadcast of %s answered %s", entry.tx_hash, error)
-
-    def _settle(
-        self, session: Session, chain: Chain, entry: OutboxEntry, payload: dict[str, Any], call: dict[str, Any]
-    ) -> int:
-        """Wait until the entry's transaction is final and record the outcome with its business effect."""
-        assert entry.tx_hash is not None
-        try:
-            result = chain.wait(entry.tx_hash, call)
-        except errors.ContractRevert as revert:
-            self._fail(session, entry, payload, type(revert).__name__, str(revert))
-            return 1
-        entry.status, entry.tx_hash, entry.block_number = "confirmed", result.tx_hash, result.block_number
-        entry.updated_at = now()
-        apply_confirmed(session, entry, payload)
-        session.commit()
-        return 1
 
     @staticmethod
     def _has_receipt(chain: Chain, tx_hash: str) -> bool:

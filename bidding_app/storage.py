@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 from bidding_app.errors import InvalidInput, TooLarge
 
@@ -24,36 +24,49 @@ class StoredFile:
     head: bytes  # the first bytes, for checking the content's type
 
 
-def _blocking(call: Callable[[int], None], fd: int) -> None:
-    """Run a blocking disk flush; in a gevent worker on gevent's thread pool, so that the other
-    requests of the process keep running while the disk works (fsync releases the GIL)."""
+def _blocking(call: Callable[[], None]) -> None:
+    """Run blocking disk work; in a gevent worker on gevent's thread pool, so that the other requests
+    of the process keep running while the disk works (fsync releases the GIL)."""
     gevent_monkey = sys.modules.get("gevent.monkey")
     if gevent_monkey is not None and gevent_monkey.is_module_patched("os"):
         import gevent
 
-        gevent.get_hub().threadpool.apply(call, (fd,))
+        gevent.get_hub().threadpool.apply(call)
     else:
-        call(fd)
+        call()
 
 
-def make_durable(path: Path) -> None:
-    """Put the file's content and its name (in its folder) on disk, so that a power loss cannot keep a
-    database row that points to it while dropping the file itself. Costs about 1-2 ms of disk time."""
+def _flush_to_disk(path: Path) -> None:
     for target, flags, flush in ((path, os.O_RDONLY, os.fdatasync),
                                  (path.parent, os.O_RDONLY | os.O_DIRECTORY, os.fsync)):
         fd = os.open(target, flags)
         try:
-            _blocking(flush, fd)
+            flush(fd)
         finally:
             os.close(fd)
 
 
+def make_durable(path: Path) -> None:
+    """Put the file's content and its name (in its folder) on disk, so that a power loss cannot keep a
+    database row that points to it while dropping the file itself. Costs about 1-2 ms of disk time,
+    spent in one trip to the thread pool."""
+    _blocking(lambda: _flush_to_disk(path))
+
+
+def _create(path: Path) -> BinaryIO:
+    """A new file, its folder made when missing (asked of the disk only then, not on every upload)."""
+    try:
+        return open(path, "xb")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "xb")
+
+
 def store_stream(stream: IO[bytes], path: Path, max_bytes: int, *, label: str, field: str) -> StoredFile:
     """Copy `stream` into the new file `path`; on any failure (too large, empty, I/O) the file is gone."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     digest, size, head = hashlib.sha256(), 0, b""
     try:
-        with open(path, "xb") as out:
+        with _create(path) as out:
             while chunk := stream.read(CHUNK):
                 size += len(chunk)
                 if size > max_bytes:

@@ -13,13 +13,14 @@ import functools
 import json
 import threading
 import time
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import coincurve
+import requests
 from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
@@ -178,6 +179,9 @@ class Chain:
             self._register_events(artifact.abi)
         self._chain_id: int | None = None
         self._identity: bytes | None = None
+        self._contracts: dict[tuple[str, str], Any] = {}
+        self._encoders: dict[tuple[str, str], tuple[bytes, list[str]]] = {}
+        self._http = requests.Session()  # kept-alive connections for batch requests
 
     def _register_events(self, abi: list[dict[str, Any]]) -> None:
         for item in abi:
@@ -206,7 +210,29 @@ class Chain:
         return int(self.w3.eth.block_number)
 
     def contract(self, name: str, address: str) -> Any:
-        return self.w3.eth.contract(address=to_checksum_address(address), abi=self.artifacts[name].abi)
+        """The web3 contract object, made once per name and address: web3 builds and validates every
+        function of the ABI when it makes one, which costs more than encoding a call."""
+        key = (name, address.lower())
+        found = self._contracts.get(key)
+        if found is None:
+            found = self._contracts[key] = self.w3.eth.contract(address=to_checksum_address(address),
+                                                                abi=self.artifacts[name].abi)
+        return found
+
+    def calldata(self, name: str, function: str, args: Sequence[Any]) -> bytes:
+        """The calldata of `function` of contract `name` (selector and ABI-encoded arguments): what
+        web3's `encode_abi` gives, without its per-call ABI lookup and validation (the sender encodes
+        every outbox entry). Overloaded functions are left to web3."""
+        encoder = self._encoders.get((name, function))
+        if encoder is None:
+            items = [item for item in self.artifacts[name].abi
+                     if item.get("type") == "function" and item.get("name") == function]
+            if len(items) != 1:
+                raise ValueError(f"{name} has {len(items)} functions named {function}")
+            types = [abi_type(arg) for arg in items[0]["inputs"]]
+            encoder = self._encoders[(name, function)] = (keccak(text=abi_signature(items[0]))[:4], types)
+        selector, types = encoder
+        return selector + abi_encode(types, list(args))
 
     # -------------------------------------------------------------- decoding
 
@@ -287,14 +313,7 @@ class Chain:
                 time.sleep(self.poll_interval)
         if receipt["status"] != 1:
             if replay is not None and replay.get("to"):
-                # Replaying on the parent state names the error; a node that keeps only the head's
-                # state refuses that, and the head is the next best guess.
-                for block in (block_number - 1, "latest"):
-                    try:
-                        self.call(replay["to"], bytes(replay["data"]), replay["from"], block)
-                    except Web3RPCError:
-                        continue
-                    break
+                self.raise_revert(tx_hash, replay, block_number)
             raise errors.UnknownRevert({"tx_hash": tx_hash})
         return TxResult(
             tx_hash=tx_hash,
@@ -303,6 +322,47 @@ class Chain:
             gas_used=int(receipt["gasUsed"]),
             events=self.decode_logs(receipt["logs"]),
         )
+
+    def raise_revert(self, tx_hash: str, tx: dict[str, Any], block_number: int) -> NoReturn:
+        """Name the error of a transaction mined as reverted, by replaying its call on the parent state;
+        a node that keeps only the head's state refuses that, and the head is the next best guess."""
+        for block in (block_number - 1, "latest"):
+            try:
+                self.call(tx["to"], bytes(HexBytes(tx["data"])), tx["from"], block)
+            except Web3RPCError:
+                continue
+            break
+        raise errors.UnknownRevert({"tx_hash": tx_hash})
+
+    def estimate_many(self, calls: Sequence[dict[str, Any]]) -> list[int | errors.ContractRevert]:
+        """eth_estimateGas of many calls in one batch request: each call's gas, or the contract error
+        that refuses it. Any other error (a pruned node's head moving under the question, say) is asked
+        again on its own, where a lasting one raises."""
+        answers = self.rpc_batch([
+            ("eth_estimateGas", [{"from": call["from"], "to": call["to"], "data": HexBytes(call["data"]).to_0x_hex(),
+                                  "value": hex(int(call.get("value", 0)))}])
+            for call in calls
+        ])
+        results: list[int | errors.ContractRevert] = []
+        for call, answer in zip(calls, answers, strict=True):
+            if "result" in answer:
+                results.append(int(answer["result"], 16))
+                continue
+            revert = _revert_in(answer.get("error"))
+            if revert is not None:
+                results.append(revert)
+                continue
+            for attempt in range(3):
+                try:
+                    results.append(int(self.w3.eth.estimate_gas(dict(call))))  # type: ignore[arg-type]
+                    break
+                except ContractLogicError as error:
+                    results.append(_revert_from(error))
+                    break
+                except Web3RPCError as error:
+                    if "BlockOutOfRange" not in str(error) or attempt == 2:
+                        raise
+        return results
 
     def _fees(self) -> dict[str, int]:
         latest = self.w3.eth.get_block("latest")
@@ -326,11 +386,11 @@ class Chain:
             body = json.dumps(
                 [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(part)]
             ).encode()
-            request = urllib.request.Request(self.rpc_url, data=body, headers={"Content-Type": "application/json"})
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = json.loads(response.read())
-            except (OSError, ValueError) as error:
+                response = self._http.post(self.rpc_url, data=body, timeout=self.timeout,
+                                           headers={"Content-Type": "application/json"})
+                raw = json.loads(response.content)
+            except (OSError, ValueError, requests.RequestException) as error:
                 raise errors.TransactionFailed(f"batch request to {self.rpc_url} failed: {error}") from error
             if not isinstance(raw, list):
                 raise errors.TransactionFailed(f"batch request refused: {raw}")
@@ -411,14 +471,7 @@ class Chain:
         for tx in signed:
             receipt = receipts[tx.tx_hash]
             if int(receipt["status"], 16) != 1:
-                # As in `wait`: replay on the parent state to name the error, else on the head.
-                for block in (int(receipt["blockNumber"], 16) - 1, "latest"):
-                    try:
-                        self.call(tx.tx["to"], bytes(tx.tx["data"]), tx.tx["from"], block)
-                    except Web3RPCError:
-                        continue
-                    break
-                raise errors.UnknownRevert({"tx_hash": tx.tx_hash})
+                self.raise_revert(tx.tx_hash, tx.tx, int(receipt["blockNumber"], 16))
             logs = [
                 {
                     "topics": [HexBytes(t) for t in log["topics"]],
@@ -537,6 +590,22 @@ def _stale_nonce(message: str) -> bool:
     """Whether a node refused a transaction for a nonce already used (anvil's and chain_node's words)."""
     text = message.lower()
     return "nonce too low" in text or ("nonce" in text and "is below the next nonce" in text)
+
+
+def _revert_in(error: Any) -> errors.ContractRevert | None:
+    """The contract error in a raw JSON-RPC error answer (code 3, or "execution reverted" with its
+    data), or None when the node refused for another reason."""
+    if not isinstance(error, dict):
+        return None
+    message = str(error.get("message", ""))
+    if error.get("code") != 3 and "revert" not in message.lower():
+        return None
+    data = error.get("data")
+    if isinstance(data, dict):
+        data = data.get("data")
+    if isinstance(data, str) and data.startswith("0x") and len(data) > 2:
+        return errors.decode_revert(bytes.fromhex(data[2:]))
+    return errors.UnknownRevert({"message": message})
 
 
 def _revert_from(error: ContractLogicError) -> errors.ContractRevert:

@@ -82,6 +82,39 @@ def api(base: str, method: str, path: str, token: str | None = None, body: Any =
 Job = tuple[str, dict[str, str], bytes]
 
 
+def tree_cpu_seconds(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by `root` and each of its descendants, by command name
+    (e.g. the gunicorn workers and the outbox sender under the platform), read from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[str, float] = {}
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        name = "sender" if b"send-outbox" in command else "worker" if pid != root else "master"
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def node_cpu_seconds(chain: Chain) -> dict[str, float]:
+    """CPU seconds used so far by the local node that `chain` talks to (anvil here), found by its port."""
+    port = chain.rpc_url.rsplit(":", 1)[1].split("/")[0]
+    for stat in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = stat.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if command and command[0].endswith(b"anvil") and port.encode() in command:
+            return {"node": tree_cpu_seconds(int(stat.parent.name))["master"]}
+    return {}
+
+
 def upload_all(port: int, jobs: list[Job], clients: int) -> tuple[float, list[float], int]:
     """PUT every envelope (raw body, fields in headers) from `clients` keep-alive connections;
     returns the wall time, the latencies and the number of refused uploads."""
@@ -266,7 +299,8 @@ def bench_hall(base: str, port: int, chain: Chain, registry: TenderRegistryClien
             "hall_meets_target": within == viewers}
 
 
-def bench_uploads(base: str, port: int, chain: Chain, consortium: Any, token: Any, args: argparse.Namespace) -> (
+def bench_uploads(base: str, port: int, platform_pid: int, chain: Chain, consortium: Any, token: Any,
+                  args: argparse.Namespace) -> (
         dict[str, Any]):
     agency = token(consortium.with_role(Role.AGENCY)[0].identifier)
     members = api(base, "GET", "/api/v1/organisations", agency)["organisations"]
@@ -299,13 +333,19 @@ def bench_uploads(base: str, port: int, chain: Chain, consortium: Any, token: An
             jobs.append((f"/api/v1/sections/{section}/bid", headers, envelope))
 
     print(f"uploading {len(jobs)} sealed bids of {args.size} bytes from {args.clients} connections ...", flush=True)
+    cpu_before, bench_before = tree_cpu_seconds(platform_pid) | node_cpu_seconds(chain), os.times()
     wall, latencies, failures = upload_all(port, jobs, args.clients)
+    cpu_after, bench_after = tree_cpu_seconds(platform_pid) | node_cpu_seconds(chain), os.times()
+    cpu_ms = {name: round((cpu_after[name] - cpu_before.get(name, 0.0)) * 1000 / len(jobs), 2) for name in cpu_after}
+    cpu_ms["bench_clients"] = round((bench_after.user + bench_after.system - bench_before.user - bench_before.system)
+                                    * 1000 / len(jobs), 2)
     rate = (len(jobs) - failures) / wall
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
     print(f"accepted {len(jobs) - failures}/{len(jobs)} in {wall:.2f} s: {rate:.1f} bids/s "
           f"({rate * args.size / 2**20:.1f} MB/s), latency p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True)
+    print(f"CPU ms per upload: {cpu_ms}", flush=True)
 
     started = time.perf_counter()
     admin = token(consortium.with_role(Role.REGULATOR)[0].identifier)
@@ -320,7 +360,8 @@ def bench_uploads(base: str, port: int, chain: Chain, consortium: Any, token: An
     print(f"outbox: {confirmed} commitments confirmed on chain {drained:.1f} s after the last upload", flush=True)
     return {"bids": len(jobs), "bid_bytes": args.size, "clients": args.clients, "failures": failures,
             "bids_per_s": round(rate, 1), "target_bids_per_s": 100, "meets_target": rate >= 100 and failures == 0,
-            "latency_p50_ms": round(p50, 1), "latency_p99_ms": round(p99, 1), "commitments_confirmed": confirmed,
+            "latency_p50_ms": round(p50, 1), "latency_p99_ms": round(p99, 1), "cpu_ms_per_upload": cpu_ms,
+            "commitments_confirmed": confirmed,
             "outbox_drain_s_after_uploads": round(drained, 1)}
 
 
@@ -365,7 +406,7 @@ def main() -> int:
 
         line: dict[str, Any] = {"bench": "web", "workers": args.workers, "cores": os.cpu_count()}
         if args.only != "hall":
-            line |= bench_uploads(base, port, chain, consortium, token, args)
+            line |= bench_uploads(base, port, server.process.pid, chain, consortium, token, args)
         if args.only != "uploads":
             line |= bench_hall(base, port, chain, deployment.tenders, consortium, token, args.hall_viewers)
         line["load_average_1m"] = round(os.getloadavg()[0], 2)

@@ -166,3 +166,32 @@ def test_a_transaction_that_reverts_once_mined_raises_its_named_error(platform: 
     with pytest.raises(errors.TenderRegistryUnauthorized) as caught:
         platform.backend.chain.send(outsider, tenders.address, bytes(data), gas=200_000)  # no estimate: it is mined
     assert caught.value.values["account"] == outsider.address
+
+
+def test_calldata_is_what_web3_encodes(platform: Platform) -> None:
+    """The sender's own encoder (selector and eth_abi, cached) gives web3's bytes, tuples and arrays too."""
+    chain, tenders = platform.backend.chain, platform.tenders
+    terms = (1_900_000_000, 90 * 86400, 10_000, 2, 1, [platform.tenderer.address, tenders.address], random_hash())
+    for function, args in (
+        ("createTender", [fresh_id("t"), platform.tenderer.address, random_hash()]),
+        ("addSection", [fresh_id("t"), fresh_id("s"), terms]),
+        ("commitBid", [fresh_id("s"), random_hash(), random_hash()]),
+        ("withdrawBid", [fresh_id("s")]),
+    ):
+        assert chain.calldata("TenderRegistry", function, args) == bytes(
+            HexBytes(tenders._contract.encode_abi(function, args=args)))
+    with pytest.raises(ValueError, match="0 functions named noSuchFunction"):
+        chain.calldata("TenderRegistry", "noSuchFunction", [])
+
+
+def test_estimates_of_many_calls_name_each_refusal(platform: Platform, outsider: Signer) -> None:
+    tenders = platform.tenders
+    chain = platform.backend.chain
+    allowed = {"from": platform.tenderer.address, "to": outsider.address, "value": 0, "data": b""}
+    refused = {"from": outsider.address, "to": tenders.address, "value": 0,
+               "data": chain.calldata("TenderRegistry", "createTender",
+                                      [fresh_id("t"), platform.tenderer.address, random_hash()])}
+    results = chain.estimate_many([allowed, refused])
+    assert results[0] == 21_000
+    assert isinstance(results[1], errors.TenderRegistryUnauthorized)
+    assert results[1].values["account"] == outsider.address
