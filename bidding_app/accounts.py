@@ -55,19 +55,33 @@ class LoginPolicy:
 
 
 def authenticate(session: Session, username: str, password: str, remote_addr: str, policy: LoginPolicy) -> User:
-    """The user if the password is right and the rate limit not reached; failures are recorded."""
-    since = now() - policy.window_seconds
+    """The user if the password is right and the rate limit not reached; failures are recorded.
+
+    The attempt is recorded as a failure *before* the limit is counted and the password checked, and
+    taken back when the limit refuses it or the password is right. Counting first and recording after
+    the (slow) password check would let attempts running at the same time, in several workers, all
+    pass the count; this way each one counts the others, and at most the limit are ever checked.
+    """
+    attempt = LoginAttempt(username=username[:64], remote_addr=remote_addr[:64], at=now())
+    session.add(attempt)
+    session.commit()
+    since = attempt.at - policy.window_seconds
     recent = sa.select(sa.func.count(LoginAttempt.id)).where(LoginAttempt.at >= since)
-    by_name = session.scalar(recent.where(LoginAttempt.username == username)) or 0
-    by_address = session.scalar(recent.where(LoginAttempt.remote_addr == remote_addr)) or 0
-    if by_name >= policy.max_failures or by_address >= policy.max_failures_per_address:
+    by_name = session.scalar(recent.where(LoginAttempt.username == attempt.username)) or 0
+    by_address = session.scalar(recent.where(LoginAttempt.remote_addr == attempt.remote_addr)) or 0
+    if by_name > policy.max_failures or by_address > policy.max_failures_per_address:  # this one included
+        _take_back(session, attempt)
         raise TooManyLoginAttempts()
     user = session.scalars(sa.select(User).where(User.username == username)).first()
     if user is None or not check_password_hash(user.password_hash, password):
-        session.add(LoginAttempt(username=username[:64], remote_addr=remote_addr[:64], at=now()))
-        session.commit()
         raise LoginFailed()
+    _take_back(session, attempt)
     return user
+
+
+def _take_back(session: Session, attempt: LoginAttempt) -> None:
+    session.execute(sa.delete(LoginAttempt).where(LoginAttempt.id == attempt.id))
+    session.commit()
 
 
 def issue_api_token(session: Session, user: User) -> str:

@@ -12,6 +12,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from bidding_app.config import file_secret
+
 
 class KeyDecryptionFailed(Exception):
     """The stored key does not open under this key-encryption key (wrong key, or tampered row)."""
@@ -24,14 +26,7 @@ def load_kek(value: str | None, file: Path) -> bytes:
         if len(kek) != 32:
             raise ValueError("the key-encryption key must be 32 bytes (64 hex digits)")
         return kek
-    if file.exists():
-        return bytes.fromhex(file.read_text().strip())
-    file.parent.mkdir(parents=True, exist_ok=True)
-    kek = os.urandom(32)
-    descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(kek.hex())
-    return kek
+    return bytes.fromhex(file_secret(file, lambda: os.urandom(32).hex()))
 
 
 def encrypt_key(kek: bytes, identifier: str, private_key: bytes) -> bytes:

@@ -392,6 +392,25 @@ class HallEvent(Base):
     created_ms: Mapped[int] = mapped_column(sa.BigInteger)  # wall clock, milliseconds
 
 
+class HallPresence(Base):
+    """One open event-stream connection to a section's opening hall, in whichever web worker holds it.
+
+    A row, not a worker's memory, so that every worker shows the same people in the hall. The worker
+    that holds the connection refreshes `seen_ms` while it lives; a row not refreshed for a few rounds
+    belongs to a worker that died, and is neither counted nor kept (`hall_stream`).
+    """
+
+    __tablename__ = "hall_presence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(sa.String(32), unique=True)  # random, one per connection
+    section_id: Mapped[int] = mapped_column(sa.ForeignKey("section.id"), index=True)
+    organisation_id: Mapped[int] = mapped_column(sa.ForeignKey("organisation.id"))
+    is_bidder: Mapped[bool] = mapped_column(sa.Boolean)  # a registered bidder of the section when it connected
+    worker: Mapped[str] = mapped_column(sa.String(80))  # host:pid:random of the holding worker
+    seen_ms: Mapped[int] = mapped_column(sa.BigInteger, index=True)  # wall clock, milliseconds
+
+
 class ShareBatchUpload(Base):
     """A witness's decryption-share batch as uploaded (canonical JSON), checked, and anchored by its hash."""
 

@@ -16,7 +16,7 @@ batches, and the platform's outbox sender anchors them, opens the bids and emits
 Measured per viewer and event: receipt time minus the event's creation time (`created_ms`, same
 machine). Target: every viewer receives every 唱标 event within 1 s. Ends with one JSON line.
 
-    python scripts/bench_web.py [--sections 100] [--size 1048576] [--clients 16] [--hall-viewers 500]
+    python scripts/bench_web.py [--sections 100] [--size 1048576] [--clients 16] [--workers 2] [--hall-viewers 500]
     python scripts/bench_web.py --only hall      # the opening hall half alone
 """
 
@@ -370,7 +370,7 @@ def main() -> int:
     parser.add_argument("--sections", type=int, default=100)
     parser.add_argument("--size", type=int, default=1024 * 1024)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers of the platform")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the platform (as served)")
     parser.add_argument("--hall-viewers", type=int, default=500, help="SSE viewers of one opening hall")
     parser.add_argument("--only", choices=("uploads", "hall"), help="run one half only")
     args = parser.parse_args()

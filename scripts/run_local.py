@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folder", type=Path, default=PROJECT_ROOT / "build" / "chain", help="network files and data")
     parser.add_argument("--platform-port", type=int, default=8000, help="the web platform's port (0: a free one)")
     parser.add_argument("--no-platform", action="store_true", help="only the chain and the contracts")
+    parser.add_argument("--platform-workers", type=int, default=2,
+                        help="the platform's gunicorn worker processes (2: uploads use both cores)")
     args = parser.parse_args(argv)
     if args.port == 0 and args.platform_port == 8000:
         args.platform_port = 0
@@ -94,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  manifest      {args.out}")
         sys.stdout.flush()
         if not args.no_platform and not stop.is_set():
-            platform, _ = start_platform(rpc_url, args.out, args.config, args.platform_port)
+            platform, _ = start_platform(rpc_url, args.out, args.config, args.platform_port,
+                                         workers=args.platform_workers)
             platform_alive = platform.poll
             stoppers.append(platform)
         else:
@@ -176,6 +179,7 @@ def start_platform(
     folder: Path | None = None,
     announce: bool = True,
     log: Path | None = None,
+    workers: int = 2,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start the web platform (scripts/run_platform.py) on a fresh database and wait until it answers;
     returns the process and its URL.
@@ -195,6 +199,7 @@ def start_platform(
         "--seed", str(consortium),
         "--port", str(port),
         "--database-url", f"sqlite:///{folder / 'jianzheng.db'}",
+        "--workers", str(workers),
     ]  # fmt: skip
     output = None if log is None else open(log, "wb")  # noqa: SIM115 (the child keeps it; closed with us)
     process = subprocess.Popen(command, cwd=PROJECT_ROOT, start_new_session=True, stdout=output,

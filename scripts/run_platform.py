@@ -3,8 +3,11 @@
     .venv/bin/python scripts/run_platform.py --rpc-url http://127.0.0.1:8545 --deployment build/deployment.json
 
 Applies the migrations, seeds the dev consortium's organisations and users when asked (--seed), and
-serves until Ctrl-C. One gevent worker holds thousands of concurrent connections (the opening hall's
-live viewers) in one process; the outbox sender runs beside it as `python -m bidding_app send-outbox`.
+serves until Ctrl-C. Each gevent worker holds thousands of concurrent connections (the opening hall's
+live viewers); two workers (the default) use both cores for bid uploads. Whatever the workers must
+agree on is in the database (the hall's events and presence, login failures, guarantor API nonces) or
+made once here before they start (schema, secret key, key-encryption key). The outbox sender runs
+beside them as `python -m bidding_app send-outbox`.
 """
 
 from __future__ import annotations
@@ -62,6 +65,24 @@ def profiling_hooks(folder: Path) -> dict[str, Any]:
     return {"post_worker_init": started, "worker_exit": exiting}
 
 
+def prepare(app_config: dict[str, Any], seed: str | None, password: str) -> None:
+    """Everything the workers and the sender share and would otherwise race to make, done once before
+    they start: the schema (migrations), the secret key and key-encryption key files, and the dev
+    consortium's users when asked."""
+    from bidding_app import create_app
+    from bidding_app.accounts import seed_consortium
+    from bidding_app.chain import gateway
+    from bidding_app.db import db
+    from contracts.deploy import load_config
+
+    prepared = create_app(app_config)
+    if seed:
+        with prepared.app_context():
+            for user in seed_consortium(db.session, load_config(Path(seed)), gateway().kek, password):
+                print(f"user {user.username}  {user.display_name}")
+    prepared.extensions["jianzheng_db"].engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rpc-url", default=os.environ.get("JIANZHENG_RPC_URL"))
@@ -69,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=None, help="default: DATABASE_URL or build/platform/jianzheng.db")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=1,
-                        help="gevent worker processes (1: the opening hall's events fan out in one process)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="gevent worker processes (default 2: one per core of the target machine)")
     parser.add_argument("--chain-time-max-age", type=float, default=0.5,
                         help="seconds the upload's deadline check keeps chain time (0: ask the node per upload)")
     parser.add_argument("--seed", metavar="CONSORTIUM_JSON", help="seed these organisations first (dev only)")
@@ -85,18 +106,9 @@ def main(argv: list[str] | None = None) -> int:
                                   "OUTBOX_THREAD": False, "CHAIN_TIME_MAX_AGE": args.chain_time_max_age}
     if args.database_url:
         app_config["DATABASE_URL"] = args.database_url
-    if args.seed:
-        from bidding_app import create_app
-        from bidding_app.accounts import seed_consortium
-        from bidding_app.chain import gateway
-        from bidding_app.db import db
-        from contracts.deploy import load_config
-
-        seeder = create_app(app_config | {"OUTBOX_THREAD": False})
-        with seeder.app_context():
-            for user in seed_consortium(db.session, load_config(Path(args.seed)), gateway().kek, args.password):
-                print(f"user {user.username}  {user.display_name}")
-        seeder.extensions["jianzheng_db"].engine.dispose()
+    prepare(app_config, args.seed, args.password)
+    # Migrated once above: workers starting side by side must not run the migrations against each other.
+    app_config["MIGRATE_AT_START"] = False
     print(f"platform on http://{args.host}:{args.port}/", flush=True)
     options = {
         "bind": f"{args.host}:{args.port}",

@@ -22,7 +22,7 @@ from bidding_app.chain import gateway
 from bidding_app.db import db
 from bidding_app.errors import AppError, InvalidInput, NotFound
 from bidding_app.hall_events import events_after, sse_message
-from bidding_app.hall_stream import HEARTBEAT_SECONDS, hub
+from bidding_app.hall_stream import HEARTBEAT_SECONDS, current_presence, hub
 from bidding_app.models import (
     HallEvent,
     OpenedBid,
@@ -91,6 +91,8 @@ def opening_state(section: Section) -> dict[str, Any]:
                           "block": a.chain_block} for a in attestations],
         "refused_writes": [{"action": e.action, "error": e.error_code}
                            for e in service.refused_opening_writes(db.session, section)],
+        # From the rows every worker's stream reads, so the first render and the live updates agree.
+        "presence": current_presence(current_app, db.session, section.id).as_json(),
     }
 
 
@@ -141,7 +143,7 @@ def event_stream() -> ResponseReturnValue:
     is_bidder = service.is_bidder_of(db.session, organisation, section)
     current = db.session.scalar(sa.select(sa.func.max(HallEvent.seq)).where(HallEvent.section_id == section.id))
     halls = hub(current_app._get_current_object())  # type: ignore[attr-defined]
-    subscriber = halls.subscribe(section.id, organisation.id, organisation.name, is_bidder, current or 0)
+    subscriber = halls.subscribe(section.id, organisation.id, is_bidder, current or 0)
     try:
         backlog = [(event.seq, sse_message(event)) for event in events_after(db.session, section.id, after, 100_000)]
     except Exception:

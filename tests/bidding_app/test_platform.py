@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -12,12 +14,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
 
+from bidding_app import create_app
+from bidding_app.config import file_secret
 from bidding_app.db import Base, db
 from bidding_app.keys import KeyDecryptionFailed, decrypt_key
 from bidding_app.migrate import upgrade
-from bidding_app.models import Organisation
+from bidding_app.models import LoginAttempt, Organisation
 from contracts.records import Role
-from tests.bidding_app.conftest import KEK, PASSWORD, Clients, api_draft, csrf_of, login
+from tests.bidding_app.conftest import KEK, PASSWORD, Clients, api_draft, app_config, csrf_of, login
 from tests.bidding_app.test_bids import api_client
 from tests.helpers import Platform
 
@@ -50,6 +54,67 @@ def test_login_logout_and_rate_limit(clients: Clients) -> None:
     assert client.get("/").status_code == 200
     assert client.post("/logout", data={"csrf_token": csrf_of(client, "/")}).status_code == 302
     assert client.get("/").status_code == 302
+
+
+def test_the_login_limit_holds_for_attempts_at_once_in_two_workers(
+    clients: Clients, platform: Platform, database_url: str, tmp_path: Path
+) -> None:
+    """Ten wrong passwords at the same moment, half to each of two apps on one database (two workers):
+    only the limit's worth is checked, the rest are refused without looking at the password."""
+    other = create_app(app_config(database_url, tmp_path / "other", platform))
+    try:
+        for app in (clients.app, other):
+            app.config["LOGIN_MAX_FAILURES"] = 3
+        username = clients.config.with_role(Role.BIDDER)[0].identifier
+        start = threading.Barrier(10)
+        codes: list[str] = []
+
+        def attempt(app: Flask) -> None:
+            client = app.test_client()
+            start.wait()
+            answer = client.post("/api/v1/token", json={"username": username, "password": "wrong"}).json
+            assert answer is not None
+            codes.append(answer["error"]["code"])
+
+        threads = [threading.Thread(target=attempt, args=(clients.app if n % 2 else other,)) for n in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        checked = codes.count("login_failed")
+        assert len(codes) == 10 and 0 <= checked <= 3 and codes.count("too_many_login_attempts") == 10 - checked
+        with clients.app.app_context():  # the refused attempts took themselves back: the checked ones stand
+            stored = db.session.scalar(sa.select(sa.func.count(LoginAttempt.id))
+                                       .where(LoginAttempt.username == username))
+        assert stored == checked
+        for app in (clients.app, other):
+            app.config["LOGIN_MAX_FAILURES"] = checked + 1
+        right = other.test_client().post("/api/v1/token", json={"username": username, "password": PASSWORD})
+        assert right.status_code == 201  # and a right password takes its own attempt back too
+        with clients.app.app_context():
+            assert db.session.scalar(sa.select(sa.func.count(LoginAttempt.id))
+                                     .where(LoginAttempt.username == username)) == checked
+    finally:
+        other.extensions["jianzheng_db"].engine.dispose()
+
+
+def test_secret_files_made_at_once_by_several_processes_agree(tmp_path: Path) -> None:
+    """Workers starting together on a fresh folder each make a secret: one is kept, all of them read it."""
+    path = tmp_path / "platform" / "secret.key"
+    start = threading.Barrier(8)
+    found: list[str] = []
+
+    def make() -> str:
+        start.wait()  # everyone has seen that the file is missing
+        return uuid.uuid4().hex
+
+    threads = [threading.Thread(target=lambda: found.append(file_secret(path, make))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(found) == 8 and len(set(found)) == 1 and path.read_text() == found[0]
+    assert path.stat().st_mode & 0o777 == 0o600 and [p.name for p in path.parent.iterdir()] == ["secret.key"]
 
 
 def test_open_redirect_after_login_is_refused(clients: Clients) -> None:
