@@ -113,8 +113,9 @@ class BidStanding:
 
 def standing_of(session: Session, bid: Bid) -> BidStanding:
     tender = bid.section.tender
-    latest = latest_amendment(tender)
-    confirmation = confirmation_of(session, bid)
+    # Most tenders are never amended: then there is neither an amendment nor a re-confirmation to read.
+    latest = latest_amendment(tender) if tender.version > 1 else None
+    confirmation = confirmation_of(session, bid) if tender.version > 1 else None
     if confirmation is not None and confirmation.version != tender.version:
         confirmation = None  # one of an earlier amendment says nothing about the latest
     return BidStanding(

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -41,7 +40,7 @@ from bidding_app.models import (
     Section,
     now,
 )
-from bidding_app.storage import make_durable, store_stream
+from bidding_app.storage import Readable, make_durable, store_stream
 
 HASH32 = re.compile(r"^0x[0-9a-f]{64}$")
 SUBMISSION_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -173,7 +172,7 @@ class Envelope:
     sha256: str
 
 
-def receive_envelope(stream: IO[bytes], folder: Path, max_bytes: int) -> Envelope:
+def receive_envelope(stream: Readable, folder: Path, max_bytes: int) -> Envelope:
     """Copy the upload to disk while hashing it, refusing it past `max_bytes` or when empty."""
     stored = store_stream(stream, folder / f"{uuid.uuid4().hex}.sealed", max_bytes, label="密封投标文件",
                           field="envelope")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import IO
 from urllib.parse import unquote
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, send_file, url_for
@@ -16,8 +15,9 @@ from bidding_app import bids as service
 from bidding_app.accounts import current_user, requires
 from bidding_app.chain import gateway
 from bidding_app.db import db
-from bidding_app.errors import AlreadyRegistered, InvalidInput, NotFound
+from bidding_app.errors import AlreadyRegistered, InvalidInput, NotFound, TooLarge
 from bidding_app.models import Bid
+from bidding_app.storage import BodyReader, Readable
 from bidding_app.web import outbox_wake, wants_json
 from contracts.records import Role
 from contracts.toolchain import PROJECT_ROOT
@@ -33,7 +33,7 @@ RAW_FIELDS = {"commitment": "X-Commitment", "submission_key": "X-Submission-Key"
               "cover_ref": "X-Cover-Ref", "guarantee_salt": "X-Guarantee-Salt"}
 
 
-def upload_parts() -> tuple[dict[str, str], IO[bytes]]:
+def upload_parts() -> tuple[dict[str, str], Readable]:
     """The upload's fields and envelope stream: a multipart form (field `envelope`), or the envelope as
     the raw body (`application/octet-stream`) with the fields in X- headers (percent-encoded UTF-8).
     The raw form is what the page's script and heavy API users send: nothing to parse, streamed to disk."""
@@ -45,7 +45,13 @@ def upload_parts() -> tuple[dict[str, str], IO[bytes]]:
     if request.mimetype != "application/octet-stream":
         raise InvalidInput("密封投标文件须以 multipart/form-data 或 application/octet-stream 上传", field="envelope")
     fields = {name: unquote(request.headers.get(header, ""), errors="strict") for name, header in RAW_FIELDS.items()}
-    return fields, request.stream
+    length = request.content_length
+    if length is None:  # sent in chunks: werkzeug's stream knows where the body ends
+        return fields, request.stream
+    limit = int(current_app.config["MAX_BID_BYTES"])
+    if length > limit:
+        raise TooLarge(f"密封投标文件不能超过 {limit // (1024 * 1024)} MB")
+    return fields, BodyReader(request.environ["wsgi.input"], length)
 
 
 def upload_client_ip() -> str:

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -270,6 +271,32 @@ def test_raw_body_upload_with_fields_in_headers(clients: Clients, platform: Plat
                             headers=headers | {"Content-Type": "text/plain"})
     assert wrong_type.status_code == 400 and wrong_type.json is not None
     assert wrong_type.json["error"]["field"] == "envelope"
+
+
+def test_raw_body_too_long_or_cut_short_is_refused_and_nothing_kept(clients: Clients, platform: Platform) -> None:
+    section = open_section(clients, platform)
+    headers = api_client(clients, Role.BIDDER)
+    client = clients.app.test_client()
+    assert client.post(f"/api/v1/sections/{section.id}/registration", headers=headers).status_code == 201
+    envelope = os.urandom(20_000)
+    raw = headers | {"Content-Type": "application/octet-stream", "X-Cover-Kind": "cash_deposit", "X-Cover-Ref": "DEP-1",
+                     "X-Commitment": "0x" + hashlib.sha256(envelope).hexdigest()}
+    clients.app.config["MAX_BID_BYTES"] = 10_000
+    too_long = client.put(f"/api/v1/sections/{section.id}/bid", data=envelope,
+                          headers=raw | {"X-Submission-Key": uuid.uuid4().hex})
+    assert too_long.status_code == 413 and too_long.json is not None
+    assert too_long.json["error"]["code"] == "too_large"
+    clients.app.config["MAX_BID_BYTES"] = 50 * 1024 * 1024
+    # The client says 20,000 bytes and goes away after 5,000: refused as cut short, not stored as a bid.
+    cut = client.put(f"/api/v1/sections/{section.id}/bid", input_stream=io.BytesIO(envelope[:5_000]),
+                     environ_overrides={"CONTENT_LENGTH": str(len(envelope))},
+                     headers=raw | {"X-Submission-Key": uuid.uuid4().hex})
+    assert cut.status_code == 400 and cut.json is not None
+    assert cut.json["error"].get("field") == "envelope" and "上传中断" in cut.json["error"]["message"]
+    with clients.app.app_context():
+        assert db.session.scalars(sa.select(Bid)).first() is None
+    incoming = Path(clients.app.config["UPLOAD_FOLDER"]) / "incoming"
+    assert not incoming.exists() or not any(incoming.iterdir())
 
 
 def test_double_submitted_registration_registers_once(clients: Clients, platform: Platform) -> None:
