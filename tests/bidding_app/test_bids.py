@@ -256,15 +256,25 @@ def test_amendment_asks_placed_bids_to_be_reconfirmed(clients: Clients, platform
     assert "请重新确认" not in bidder.get(f"/bids/{bid.id}").get_data(as_text=True)
 
 
-def test_raw_body_upload_with_fields_in_headers(clients: Clients, platform: Platform) -> None:
+def raw_upload_setup(clients: Clients, platform: Platform, envelope: bytes, cover_ref: str) -> tuple[
+    Section, FlaskClient, dict[str, str], dict[str, str]
+]:
+    """A section the first bidder registered for through the API: its API headers, and those of a
+    raw-body upload of `envelope` (fields in X- headers)."""
     section = open_section(clients, platform)
     headers = api_client(clients, Role.BIDDER)
     client = clients.app.test_client()
     assert client.post(f"/api/v1/sections/{section.id}/registration", headers=headers).status_code == 201
-    envelope = os.urandom(10_000)
     raw = headers | {"Content-Type": "application/octet-stream", "X-Submission-Key": uuid.uuid4().hex,
                      "X-Commitment": "0x" + hashlib.sha256(envelope).hexdigest(), "X-Cover-Kind": "cash_deposit",
-                     "X-Cover-Ref": "%E7%8E%B0%E9%87%91-001"}  # 现金-001, percent-encoded UTF-8
+                     "X-Cover-Ref": cover_ref}
+    return section, client, headers, raw
+
+
+def test_raw_body_upload_with_fields_in_headers(clients: Clients, platform: Platform) -> None:
+    envelope = os.urandom(10_000)
+    # 现金-001, percent-encoded UTF-8
+    section, client, headers, raw = raw_upload_setup(clients, platform, envelope, "%E7%8E%B0%E9%87%91-001")
     placed = client.put(f"/api/v1/sections/{section.id}/bid", data=envelope, headers=raw)
     assert placed.status_code == 201 and placed.json is not None and placed.json["cover_ref"] == "现金-001"
     wrong_type = client.put(f"/api/v1/sections/{section.id}/bid", data=envelope,
@@ -274,13 +284,8 @@ def test_raw_body_upload_with_fields_in_headers(clients: Clients, platform: Plat
 
 
 def test_raw_body_too_long_or_cut_short_is_refused_and_nothing_kept(clients: Clients, platform: Platform) -> None:
-    section = open_section(clients, platform)
-    headers = api_client(clients, Role.BIDDER)
-    client = clients.app.test_client()
-    assert client.post(f"/api/v1/sections/{section.id}/registration", headers=headers).status_code == 201
     envelope = os.urandom(20_000)
-    raw = headers | {"Content-Type": "application/octet-stream", "X-Cover-Kind": "cash_deposit", "X-Cover-Ref": "DEP-1",
-                     "X-Commitment": "0x" + hashlib.sha256(envelope).hexdigest()}
+    section, client, _headers, raw = raw_upload_setup(clients, platform, envelope, "DEP-1")
     clients.app.config["MAX_BID_BYTES"] = 10_000
     too_long = client.put(f"/api/v1/sections/{section.id}/bid", data=envelope,
                           headers=raw | {"X-Submission-Key": uuid.uuid4().hex})
