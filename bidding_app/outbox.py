@@ -182,7 +182,8 @@ class OutboxSender:
             while self._hold_lease():
                 finished, more = self._round(chain, deployment)
                 done += finished
-                if not more and not self.after_round():
+                # Asked to stop (SIGTERM, the platform shutting down): the backlog waits for the next start.
+                if self._stop.is_set() or (not more and not self.after_round()):
                     break
         return done
 
@@ -226,10 +227,18 @@ class OutboxSender:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop after the current round and give the lease up, so that a sender started next (the
+        platform restarted) works at once instead of waiting for the lease to run out."""
         self._stop.set()
         self.wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                return  # still inside a round: its lease must stand until it ends or runs out
+        with self.app.app_context(), db.new_session() as session:
+            session.execute(sa.update(OutboxLease).where(OutboxLease.name == "sender",
+                                                         OutboxLease.holder == self.holder).values(expires_at=0))
+            session.commit()
 
     # -------------------------------------------------------------- one round
 

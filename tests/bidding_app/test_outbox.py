@@ -95,6 +95,19 @@ def test_only_one_sender_works_at_a_time(clients: Clients, platform: Platform) -
     assert clients.drain() == 1
 
 
+def test_a_stopped_sender_gives_its_lease_to_the_next_at_once(clients: Clients, platform: Platform) -> None:
+    """A platform restarted: the new sender must not wait minutes for the old one's lease to run out."""
+    _section, _bidder = placed_bid(clients, platform, b"sealed")
+    first: OutboxSender = clients.app.extensions["jianzheng_outbox"]  # holds the lease: it drained the tender
+    first.stop()
+    with clients.app.app_context():
+        assert db.session.get_one(OutboxLease, "sender").expires_at == 0
+        second = OutboxSender(clients.app, gateway())
+    assert second.run_once() == 1
+    with clients.app.app_context():
+        assert db.session.get_one(OutboxLease, "sender").holder == second.holder
+
+
 def test_a_signed_write_whose_nonce_was_taken_is_signed_again(clients: Clients, platform: Platform) -> None:
     _section, _bidder = placed_bid(clients, platform, b"sealed envelope")
     first = restarted(clients)
