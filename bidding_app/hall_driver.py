@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import sqlalchemy as sa
-from eth_utils import to_checksum_address
 from flask import Flask
 from sqlalchemy.orm import Session
 
@@ -166,7 +165,7 @@ def run_opening(session: Session, gateway: ChainGateway, section: Section, openi
         session.commit()
         return
     rejected = rejected_covers(session, section)
-    confirmations = confirmations_at_opening(gateway, section, result)
+    confirmations = confirmations_at_opening(data)
     store_outcomes(session, section, result, opened_documents(folder, section), rejected, confirmations)
     enqueue_outcomes(session, section, data, result, rejected)
     enqueue_close(session, section, opening, result)
@@ -184,17 +183,13 @@ def decrypt_bids(session: Session, gateway: ChainGateway, section: Section, fold
                               output_dir=documents)
 
 
-def confirmations_at_opening(gateway: ChainGateway, section: Section, result: OpeningResult) -> dict[
-        str, BidConfirmation]:
+def confirmations_at_opening(data: SectionPublicData) -> dict[str, BidConfirmation]:
     """Bidder address → the documents' version its bid stood for and the section's, as the contract kept them
     at the deadline (`bidConfirmationOf`; no confirmation counts after it). The contract opens and records an
-    unconfirmed bid like any other; the hall and the opening's rows say that it was not confirmed."""
-    if section.tender.version == 1:  # never amended: every bid stands for the documents as published
-        return {o.bidder.lower(): BidConfirmation(1, 1) for o in result.outcomes}
-    _, deployment = gateway.require()
-    section_id = bytes.fromhex(section.chain_id[2:])
-    return {o.bidder.lower(): deployment.tenders.bid_confirmation(section_id, to_checksum_address(o.bidder))
-            for o in result.outcomes}
+    unconfirmed bid like any other; the hall and the opening's rows say that it was not confirmed, from the
+    very chain reads the opening record carries, so the hall and the record cannot disagree."""
+    return {bidder: BidConfirmation(stood + 1, data.tender_amendment + 1)
+            for bidder, stood in data.confirmed_amendment_of().items()}
 
 
 def opened_documents(folder: Path, section: Section) -> Path:

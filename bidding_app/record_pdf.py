@@ -2,9 +2,11 @@
 
 The PDF is a rendering of the canonical opening record (the JSON whose SHA-256 `closeOpening`
 anchored): it prints that hash, the transaction and block that anchored it, and every bid's outcome,
-so a reader checks the PDF against the chain by the record hash (the JSON is served beside it). The
-font is the one the guarantee letters use (`guarantees.letter.FONT_CANDIDATES`); reportlab embeds
-the subset of the characters used.
+so a reader checks the PDF against the chain by the record hash (the JSON is served beside it). A bid
+not confirmed after the tender's latest amendment gets a mark and a footnote: the contract opens and
+counts it like any other, so the evaluation committee must see it to judge it. The font is the one the
+guarantee letters use (`guarantees.letter.FONT_CANDIDATES`); reportlab embeds the subset of the
+characters used.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
+from bidding_app.amendments import UNCONFIRMED_TREATMENT
 from bidding_app.hall import CAUSE_LABELS
 from guarantees.letter import FONT_CANDIDATES, UnknownFont, china_datetime
 
 FONT_NAME = "JianzhengCJK"
 MARGIN = 18 * mm
 LINE = 6 * mm
+UNCONFIRMED_MARK = "※"  # beside the result of a bid not confirmed after the last amendment, with a footnote
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,11 @@ def _font() -> str:
             pdfmetrics.registerFont(TTFont(FONT_NAME, str(path), subfontIndex=0))
             return FONT_NAME
     raise UnknownFont(f"install fonts-wqy-microhei or fonts-arphic-uming (looked for {FONT_CANDIDATES})")
+
+
+def _unconfirmed(bid: dict[str, Any], amendments: int) -> bool:
+    """Whether the bid stands for documents older than the latest amendment (the record says so per bid)."""
+    return amendments > 0 and int(bid.get("confirmed_amendment", amendments)) < amendments
 
 
 def _price(announced: dict[str, Any] | None) -> str:
@@ -124,6 +133,10 @@ def render_record(record_json: str, context: RecordContext) -> bytes:
     out.wrapped("见证机构：" + "、".join(names))
     counts = record["counts"]
     out.line(f"解密结果：已解密 {counts['opened']} 份，撤销 {counts['revoked']} 份，撤回 {counts['withdrawn']} 份")
+    amendments = int(record.get("tender_amendment", 0))  # records before format v2 do not say
+    unconfirmed = [bid for bid in record["bids"] if _unconfirmed(bid, amendments)]
+    if amendments:
+        out.line(f"招标文件修改：截止时共修改 {amendments} 次；未确认最近一次修改的投标 {len(unconfirmed)} 份")
     if context.result == "failed_tender":
         out.line(f"结论：流标（有效投标 {counts['opened']} 份，少于最低 {context.min_valid_bids} 份）", 12)
     elif context.result == "opened":
@@ -135,8 +148,13 @@ def render_record(record_json: str, context: RecordContext) -> bytes:
     for bid in record["bids"]:
         announced = bid["announced"] or {}
         name = context.bidder_names.get(bid["bidder"], bid["bidder"])
-        out.columns([name[:20], bid["outcome_zh"], _price(bid["announced"]), str(announced.get("duration_days", "—"))],
-                    widths)
+        mark = UNCONFIRMED_MARK if _unconfirmed(bid, amendments) else ""
+        out.columns([name[:20], bid["outcome_zh"] + mark, _price(bid["announced"]),
+                     str(announced.get("duration_days", "—"))], widths)
+        if mark:
+            stood = int(bid["confirmed_amendment"])
+            version = "最初发布的招标文件" if stood == 0 else f"第{stood}次修改后的招标文件"
+            out.wrapped(f"{mark} 未确认第{amendments}次修改（投标对应{version}）", 8, 4 * mm)
         others = "，".join(f"{k}：{v}" for k, v in sorted(announced.items()) if k not in ("price_fen", "duration_days"))
         if others:
             out.wrapped(f"其他唱标内容：{others}", 8, 4 * mm)
@@ -146,6 +164,10 @@ def render_record(record_json: str, context: RecordContext) -> bytes:
             out.wrapped(f"原因：{CAUSE_LABELS.get(cause, cause)}（{whose}）", 8, 4 * mm)
         if bid["document"]:
             out.line(f"投标文件 SHA-256：{bid['document']['sha256']}", 7, 4 * mm)
+    if unconfirmed:
+        out.y -= LINE / 4
+        out.wrapped(f"{UNCONFIRMED_MARK} 投标人未就招标文件第{amendments}次修改重新确认其投标（据链上记录）。"
+                    + UNCONFIRMED_TREATMENT, 8)
     if record["faulty_shares"]:
         out.y -= LINE / 2
         out.line("无效的解密份额", 12)

@@ -751,6 +751,25 @@ class TenderRegistryClient(_Registry):
         confirmed, current = self._view("bidConfirmationOf", section_id, bidder)
         return BidConfirmation(int(confirmed), int(current))
 
+    def bid_confirmations(self, section_id: bytes, bidders: Sequence[str]) -> dict[str, BidConfirmation]:
+        """`bid_confirmation` of many bidders (keyed as given) in batch requests: an opening of an amended
+        tender reads every live bid's, and on anvil 1,000 reads took 6.5 s one by one, about 1 s batched."""
+        calls = [
+            ("eth_call", [{"to": self.address, "data": HexBytes(self._contract.encode_abi(
+                "bidConfirmationOf", args=[section_id, to_checksum_address(bidder)])).to_0x_hex()}, "latest"])
+            for bidder in bidders
+        ]
+        found: dict[str, BidConfirmation] = {}
+        for bidder, answer in zip(bidders, self.chain.rpc_batch(calls), strict=True):
+            if "result" not in answer:
+                revert = _revert_in(answer.get("error"))
+                if revert is not None:
+                    raise revert
+                raise errors.TransactionFailed(f"bidConfirmationOf({bidder}) failed: {answer.get('error')}")
+            confirmed, current = abi_decode(["uint32", "uint32"], HexBytes(answer["result"]))
+            found[bidder] = BidConfirmation(int(confirmed), int(current))
+        return found
+
     def sections_of(self, tender_id: bytes) -> tuple[bytes, ...]:
         return tuple(bytes(s) for s in self._view("sectionsOf", tender_id))
 

@@ -15,8 +15,12 @@ OUTCOMES_PER_TRANSACTION = 300  # about 34k gas each (50k at most): at most 15M 
 
 
 def read_public_data(registry: TenderRegistryClient, section_id: bytes) -> SectionPublicData:
-    """The section's opening time, opening key, witnesses, live commitments and anchored share hashes."""
-    opening_time, _ = registry.deadline_of(section_id)
+    """The section's opening time, opening key, witnesses, live commitments, anchored share hashes, and the
+    amendments of its tender documents with the one each live bid stands for.
+
+    Read after the deadline, these no longer change: amendments and confirmations are refused from the
+    opening time on, so the opener and every later re-check read the same values."""
+    section = registry.section(section_id)
     witnesses = registry.witnesses(section_id)
     anchored = []
     for index, witness in enumerate(witnesses, start=1):
@@ -24,13 +28,20 @@ def read_public_data(registry: TenderRegistryClient, section_id: bytes) -> Secti
         if shares_hash != ZERO32:
             anchored.append((index, shares_hash))
     commitments = registry.live_commitments(section_id)
+    tender_amendment = max(section.tender_version - 1, 0)  # an unknown section reads as version 0
+    confirmed: tuple[tuple[str, int], ...] = ()
+    if tender_amendment > 0:  # most tenders are never amended: then no bid needs a read of its own
+        stood = registry.bid_confirmations(section_id, sorted(commitments))
+        confirmed = tuple((bidder, found.confirmed_version - 1) for bidder, found in stood.items())
     return SectionPublicData(
         section_id=section_id,
-        opening_time=opening_time,
+        opening_time=section.opening_time,
         opening_key=registry.opening_key(section_id),
         witnesses=tuple(witnesses),
         commitments=tuple(sorted(commitments.items())),
         anchored_shares=tuple(anchored),
+        tender_amendment=tender_amendment,
+        confirmed_amendments=confirmed,
     )
 
 

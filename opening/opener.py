@@ -32,7 +32,7 @@ from opening.envelope import (
 )
 from opening.shares import DecryptionShare, ShareBatch, combine, index_shares, share_is_valid
 
-RECORD_FORMAT = "jianzheng/opening-record/v1"
+RECORD_FORMAT = "jianzheng/opening-record/v2"  # v2: the amendments each bid stood for
 OUTCOME_LABELS = {"opened": "已解密", "revoked": "撤销", "withdrawn": "撤回"}
 
 
@@ -50,6 +50,25 @@ class SectionPublicData:
     witnesses: tuple[str, ...]  # chain order: witness index i is witnesses[i-1]
     commitments: tuple[tuple[str, bytes], ...]  # (bidder, commitment) of every live bid
     anchored_shares: tuple[tuple[int, bytes], ...]  # (witness index, sharesHash) published on chain
+    # Amendments of the tender documents (the section's tender version minus one) and, once there is one,
+    # (bidder, amendments its bid was made on or confirmed for) of every live bid: the contract's
+    # `bidConfirmationOf`, fixed from the deadline on. Never amended: every bid stands for the documents as
+    # published, and nothing needs to be read per bid.
+    tender_amendment: int = 0
+    confirmed_amendments: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        # A record that passed over a bid's confirmation would say it stands for the latest documents.
+        if self.tender_amendment:
+            missing = {b.lower() for b, _ in self.commitments} - {b.lower() for b, _ in self.confirmed_amendments}
+            if missing:
+                raise ValueError(f"no confirmed amendment for the bids of {sorted(missing)}")
+
+    def confirmed_amendment_of(self) -> dict[str, int]:
+        """Lower-case bidder → the amendments of the tender documents its live bid stands for."""
+        if not self.tender_amendment:
+            return {bidder.lower(): 0 for bidder, _ in self.commitments}
+        return {bidder.lower(): count for bidder, count in self.confirmed_amendments}
 
 
 @dataclass(frozen=True)
@@ -232,10 +251,17 @@ def _tasks(data: SectionPublicData, batches: list[ShareBatch], envelopes: Mappin
 def build_record(
     data: SectionPublicData, opened_at: int, outcomes: list[BidOutcome], faulty: list[FaultyShare]
 ) -> dict[str, Any]:
-    """The opening record (开标记录) as a JSON value; its canonical bytes are what gets hashed and anchored."""
+    """The opening record (开标记录) as a JSON value; its canonical bytes are what gets hashed and anchored.
+
+    Each bid says which amendment of the tender documents it stands for (`confirmed_amendment`, against the
+    record's `tender_amendment`): the contract opens and counts a bid not confirmed after the last
+    amendment like any other, so the record is where the evaluation committee learns it must judge that
+    bid's responsiveness. Both come from the chain, so a re-check reproduces them."""
     key = OpeningKey.decode(data.opening_key)
+    confirmed_amendment = data.confirmed_amendment_of()
     bids = []
     for outcome in sorted(outcomes, key=lambda o: o.bidder.lower()):
+        stood = confirmed_amendment[outcome.bidder.lower()]
         failure = None
         if outcome.cause is not None:
             failure = {
@@ -253,6 +279,8 @@ def build_record(
                 "document": outcome.document,
                 "failure": failure,
                 "anchored_hash": outcome_hash(data.section_id, outcome).hex(),
+                "confirmed_amendment": stood,
+                "amendment_confirmed": stood >= data.tender_amendment,
             }
         )
     kinds = [o.kind for o in outcomes]
@@ -260,6 +288,7 @@ def build_record(
         "format": RECORD_FORMAT,
         "section_id": "0x" + data.section_id.hex(),
         "opening_time": data.opening_time,
+        "tender_amendment": data.tender_amendment,
         "opened_at": opened_at,
         "opening_key_hash": key.key_hash.hex(),
         "threshold": key.threshold,
@@ -339,9 +368,13 @@ def verify_opening(
     The opening instant is taken from the claimed record: it is the one input that is not derived.
     """
     try:
-        opened_at = int(json.loads(claimed_record.decode("utf-8"))["opened_at"])
+        claimed = json.loads(claimed_record.decode("utf-8"))
+        opened_at = int(claimed["opened_at"])
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
         raise OpeningMismatch(f"the claimed record is not an opening record: {error!r}") from None
+    if claimed.get("format") != RECORD_FORMAT:
+        # Said apart from a mere difference: the record may be sound but older than this software.
+        raise OpeningMismatch(f"the claimed record is in format {claimed.get('format')!r}; this redoes {RECORD_FORMAT}")
     result = open_section(data, batches, envelopes, opened_at, workers=workers)
     if result.record_bytes != claimed_record:
         raise OpeningMismatch("the recomputed opening record differs from the claimed one")

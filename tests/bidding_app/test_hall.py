@@ -1,7 +1,8 @@
 """The online opening hall end to end on a real chain: sealed bids → deadline → the witnesses' share
 batches (bad ones refused) → automatic opening → 唱标 events on the SSE stream → the record PDF →
 objection and answer → a witness's attestation; a section without bids is a failed tender (流标); a bid
-not confirmed after an amendment is marked at its 唱标, and the section's own response window holds."""
+not confirmed after an amendment is marked at its 唱标 and in the record (JSON and PDF), which a witness's
+re-check reproduces, and the section's own response window holds."""
 
 from __future__ import annotations
 
@@ -434,7 +435,8 @@ def test_a_section_without_bids_is_a_failed_tender(clients: Clients, platform: P
 def test_unconfirmed_bid_is_marked_and_the_sections_window_holds(clients: Clients, platform: Platform,
                                                                   tmp_path: Path) -> None:
     """Two bids, an amendment, one re-confirmation: both open and count (the contract does not refuse the
-    unconfirmed one), the hall says which was not confirmed and how the contract treated it; the agency's
+    unconfirmed one), the hall, the canonical record and its PDF say which was not confirmed (the record from
+    chain reads a witness's re-check repeats: it attests) and how the contract treated it; the agency's
     7-minute window, not the platform's 30, closes the responses."""
     hall = Hall(clients, platform, min_valid_bids=2, response_window_minutes=7)
     for number in (0, 1):
@@ -486,6 +488,25 @@ def test_unconfirmed_bid_is_marked_and_the_sections_window_holds(clients: Client
         rows = db.session.scalars(sa.select(OpenedBid).order_by(OpenedBid.bidder_address)).all()
         assert {(r.bidder_address, r.confirmed_amendment, r.tender_amendment) for r in rows} == {
             (addresses[0], 1, 1), (addresses[1], 0, 1)}
+    # The canonical record says it too, from the chain: a witness's re-check reproduces it and attests.
+    record_bytes = second.get(f"/sections/{hall.id}/hall/record.json").data
+    assert "0x" + hashlib.sha256(record_bytes).hexdigest() == state["record_hash"]
+    record = json.loads(record_bytes)
+    assert record["tender_amendment"] == 1
+    assert {b["bidder"]: (b["confirmed_amendment"], b["amendment_confirmed"]) for b in record["bids"]} == {
+        addresses[0]: (1, True), addresses[1]: (0, False)}
+    assert api.post(f"/api/v1/sections/{hall.id}/attestation", headers=hall.witness_token(3)).status_code == 202
+    clients.drain()
+    assert platform.tenders.has_attested(hall.section_id, hall.witnesses[2].signer.address)
+    pdf = second.get(f"/sections/{hall.id}/hall/record.pdf")
+    assert pdf.status_code == 200 and pdf.headers["X-Record-Hash"] == state["record_hash"]
+    lines = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf.data, capture_output=True,
+                           check=True).stdout.decode().splitlines()
+    names = [m.name[:20] for m in clients.config.with_role(Role.BIDDER)[:2]]
+    rows_of = {name: next(line for line in lines if name in line) for name in names}
+    assert "已解密※" not in rows_of[names[0]] and "已解密※" in rows_of[names[1]]
+    assert sum("※ 未确认第1次修改（投标对应最初发布的招标文件）" in line for line in lines) == 1
+    assert "未确认最近一次修改的投标 1 份" in "\n".join(lines)
     receipt = second.get(f"/bids/{listed[1]['bids'][0]['id']}").get_data(as_text=True)  # type: ignore[index]
     assert "未重新确认" in receipt and "照常解密、唱标" in receipt and 'class="reconfirm"' not in receipt
 

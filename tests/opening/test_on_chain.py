@@ -119,6 +119,9 @@ def test_whole_opening_on_chain(
         path = tmp_path / f"{bidder.address}.jzb"
         path.write_bytes(envelope)
         envelopes[bidder.address] = path
+    # The tender is amended after the bids; only the first bidder confirms its bid for it.
+    platform.tenders.amend_tender(platform.agency, section.tender_id, os.urandom(32))
+    platform.tenders.confirm_bid(bidders[0], section.section_id, 2)
     pass_deadline(platform, section)
 
     witnesses = platform.witnesses
@@ -135,8 +138,14 @@ def test_whole_opening_on_chain(
 
     data = read_public_data(platform.tenders, section.section_id)
     assert [i for i, _ in data.anchored_shares] == [1, 2]
+    assert data.tender_amendment == 1
     result = open_section(data, batches, envelopes, platform.now())
     assert result.record["counts"] == {"opened": 3, "revoked": 1, "withdrawn": 0}
+    # The record says which bids stand for the documents as published: all but the confirmed one.
+    assert result.record["tender_amendment"] == 1
+    assert {b["bidder"]: (b["confirmed_amendment"], b["amendment_confirmed"]) for b in result.record["bids"]} == {
+        b.address.lower(): (1, True) if b is bidders[0] else (0, False) for b in bidders
+    }
     anchor_opening(platform.tenders, platform.agency, section.section_id, result)
     attest_opening(platform.tenders, witnesses[:2], section.section_id, result.record_hash)
 

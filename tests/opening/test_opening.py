@@ -313,6 +313,39 @@ def test_verify_opening_redoes_the_record_and_names_a_difference(keyed: KeyedSec
         verify_opening(data, batches, bids.envelopes, doctored)
     with pytest.raises(OpeningMismatch):
         verify_opening(data, batches, bids.envelopes, result.record_bytes, os.urandom(32))
+    older = result.record_bytes.replace(b"opening-record/v2", b"opening-record/v1")
+    with pytest.raises(OpeningMismatch, match="format 'jianzheng/opening-record/v1'"):
+        verify_opening(data, batches, bids.envelopes, older)
+
+
+def test_record_marks_the_bids_not_confirmed_after_the_last_amendment(keyed: KeyedSection, tmp_path: Path) -> None:
+    """Twice amended: bid 0 confirmed the second amendment, bid 1 the first, bid 2 none. All three open (the
+    contract does not refuse them); the record says which amendment each stands for, and a re-check that
+    read other confirmations from the chain gets another record."""
+    bids = seal_bids(keyed, tmp_path, count=3)
+    batches = [share_batch(keyed, i, bids) for i in (1, 2, 3)]
+    stood = {bidder(0): 2, bidder(1): 1, bidder(2): 0}
+    data = dataclasses.replace(public_data(keyed, bids, batches), tender_amendment=2,
+                               confirmed_amendments=tuple(sorted(stood.items())))
+    result = open_section(data, batches, bids.envelopes, 99)
+    assert result.record["tender_amendment"] == 2
+    marks = {b["bidder"]: (b["outcome"], b["confirmed_amendment"], b["amendment_confirmed"])
+             for b in result.record["bids"]}
+    assert marks == {bidder(0): ("opened", 2, True), bidder(1): ("opened", 1, False), bidder(2): ("opened", 0, False)}
+    assert result.record["counts"]["opened"] == 3
+    again = verify_opening(data, batches, bids.envelopes, result.record_bytes, result.record_hash)
+    assert again.record_hash == result.record_hash
+    all_confirmed = dataclasses.replace(data, confirmed_amendments=tuple((b, 2) for b in sorted(stood)))
+    with pytest.raises(OpeningMismatch):
+        verify_opening(all_confirmed, batches, bids.envelopes, result.record_bytes)
+    # The announced hashes anchored per bid do not change with it (recordOutcomes is unaffected).
+    plain = open_section(public_data(keyed, bids, batches), batches, bids.envelopes, 99)
+    assert [b["anchored_hash"] for b in plain.record["bids"]] == [b["anchored_hash"] for b in result.record["bids"]]
+    assert plain.record["tender_amendment"] == 0 and all(
+        (b["confirmed_amendment"], b["amendment_confirmed"]) == (0, True) for b in plain.record["bids"])
+    # An amended section's public data must say it for every live bid, or no record is made from it.
+    with pytest.raises(ValueError, match=bidder(2)):
+        dataclasses.replace(data, confirmed_amendments=tuple(sorted(stood.items()))[:2])
 
 
 # ------------------------------------------------------------------------------------------ sealing
