@@ -350,13 +350,13 @@ def bench_uploads(base: str, port: int, platform_pid: int, chain: Chain, consort
     started = time.perf_counter()
     admin = token(consortium.with_role(Role.REGULATOR)[0].identifier)
     while True:
-        entries = api(base, "GET", "/api/v1/outbox", admin)["entries"]
-        open_entries = [e for e in entries if e["status"] in ("pending", "signed")]
+        counts = api(base, "GET", "/api/v1/outbox", admin)["counts"]
+        open_entries = sum(by_status.get("pending", 0) + by_status.get("signed", 0) for by_status in counts.values())
         if not open_entries or time.perf_counter() - started > 600:
             break
         time.sleep(1)
     drained = time.perf_counter() - started
-    confirmed = sum(1 for e in entries if e["action"] == "commit_bid" and e["status"] == "confirmed")
+    confirmed = counts.get("commit_bid", {}).get("confirmed", 0)
     print(f"outbox: {confirmed} commitments confirmed on chain {drained:.1f} s after the last upload", flush=True)
     return {"bids": len(jobs), "bid_bytes": args.size, "clients": args.clients, "failures": failures,
             "bids_per_s": round(rate, 1), "target_bids_per_s": 100, "meets_target": rate >= 100 and failures == 0,

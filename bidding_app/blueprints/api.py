@@ -215,7 +215,14 @@ def reconfirm(bid_id: int) -> ResponseReturnValue:
 @bp.get("/outbox")
 @requires(Role.ADMIN, Role.REGULATOR)
 def outbox() -> ResponseReturnValue:
+    """The newest 500 entries, and how many entries of each action are in each status (all of them)."""
     entries = db.session.scalars(sa.select(OutboxEntry).order_by(OutboxEntry.id.desc()).limit(500)).all()
+    counts: dict[str, dict[str, int]] = {}
+    for action, status, count in db.session.execute(
+            sa.select(OutboxEntry.action, OutboxEntry.status, sa.func.count()).group_by(OutboxEntry.action,
+                                                                                        OutboxEntry.status)):
+        counts.setdefault(action, {})[status] = int(count)
     return {"entries": [{"id": e.id, "key": e.key, "action": e.action, "status": e.status,
                          "organisation": e.organisation.name, "tx_hash": e.tx_hash, "block": e.block_number,
-                         "error_code": e.error_code, "attempts": e.attempts} for e in entries]}
+                         "error_code": e.error_code, "attempts": e.attempts} for e in entries],
+            "counts": counts}

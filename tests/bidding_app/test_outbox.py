@@ -144,3 +144,15 @@ def test_a_bid_queued_behind_its_section_waits_for_it(clients: Clients, platform
     assert clients.drain() == 3
     with clients.app.app_context():
         assert {e.status for e in db.session.scalars(sa.select(OutboxEntry))} == {"confirmed"}
+
+
+def test_the_outbox_api_counts_every_entry_by_action_and_status(clients: Clients, platform: Platform) -> None:
+    placed_bid(clients, platform, b"sealed")
+    client = clients.app.test_client()
+    before = client.get("/api/v1/outbox", headers=api_client(clients, Role.REGULATOR)).json
+    assert before is not None and before["counts"]["commit_bid"] == {"pending": 1}
+    clients.drain()
+    after = client.get("/api/v1/outbox", headers=api_client(clients, Role.REGULATOR)).json
+    assert after is not None and after["counts"]["commit_bid"] == {"confirmed": 1}
+    assert after["counts"]["create_tender"] == {"confirmed": 1}
+    assert [e["status"] for e in after["entries"] if e["action"] == "commit_bid"] == ["confirmed"]
