@@ -5,7 +5,9 @@ poller (a thread; a greenlet under gevent) that reads the section's new `hall_ev
 `HALL_POLL_INTERVAL` and puts each message, serialised once, on every subscriber's queue; a
 connection costs a queue and a greenlet, never a database query of its own. The poller stops when the
 last viewer leaves. Presence (which bidders are in the hall) is what the open connections say; it is
-pushed as an event without an id, so it does not move a viewer's Last-Event-ID.
+pushed as an event without an id, so it does not move a viewer's Last-Event-ID. When the worker stops
+(gunicorn's graceful SIGTERM), `close_streams` ends every stream: they never end by themselves, and the
+viewers' EventSource reconnects with its Last-Event-ID to the worker that serves next.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from bidding_app.db import db
 from bidding_app.hall_events import events_after, sse_message
 
 HEARTBEAT_SECONDS = 15.0
+# Put on a subscriber's queue to end its stream (compared by identity; presence messages are (None, text)).
+END_OF_STREAM: tuple[int | None, bytes] = (None, b"")
 
 
 @dataclass(eq=False)
@@ -49,6 +53,7 @@ class HallHub:
         self.interval = float(app.config["HALL_POLL_INTERVAL"])
         self.feeds: dict[int, SectionFeed] = {}
         self.lock = threading.Lock()
+        self.closing = False
 
     def subscribe(self, section_id: int, organisation_id: int, name: str, is_bidder: bool,
                   last_seq: int) -> Subscriber:
@@ -62,8 +67,18 @@ class HallHub:
                 feed.thread = threading.Thread(target=self._poll, args=(feed,), daemon=True,
                                                name=f"hall-{section_id}")
                 feed.thread.start()
+            if self.closing:  # a request that came in just before the worker stopped listening
+                subscriber.messages.put(END_OF_STREAM)
         self._announce_presence(section_id)
         return subscriber
+
+    def close(self) -> None:
+        """End every viewer's stream now: the worker is stopping, and it waits for open responses."""
+        with self.lock:
+            self.closing = True
+            subscribers = [s for feed in self.feeds.values() for s in feed.subscribers]
+        for subscriber in subscribers:
+            subscriber.messages.put(END_OF_STREAM)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Leave the hall; the last viewer to leave also waits for the poller to finish (it holds no
@@ -126,6 +141,13 @@ class HallHub:
                 feed.last_seq = event.seq
             feed.wake.wait(self.interval)
             feed.wake.clear()
+
+
+def close_streams(app: Flask) -> None:
+    """End the app's open hall streams (if it has any): for the web worker's graceful stop."""
+    found = app.extensions.get("jianzheng_hall")
+    if isinstance(found, HallHub):
+        found.close()
 
 
 def hub(app: Flask) -> HallHub:

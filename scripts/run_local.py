@@ -33,6 +33,7 @@ from chain_node.network import (
     free_ports,
     lay_out,
     start_validator,
+    stop_validators,
     wait_for_blocks,
 )
 from contracts.client import Chain
@@ -139,8 +140,7 @@ def start_chain(kind: str, port: int, validators: int, folder: Path) -> LocalCha
     wait_for_blocks(layouts[0].rpc_url, 1, timeout=60)
 
     def stop() -> None:
-        for validator in running:
-            validator.stop()
+        stop_validators(running)
 
     return LocalChain(layouts[0].rpc_url, [layout.rpc_url for layout in layouts],
                       f"chain_node, {len(layouts)} QBFT validators (separate processes)", str(folder / "logs"),

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from bidding_app.db import db
 from bidding_app.hall_events import emit
-from bidding_app.hall_stream import hub
+from bidding_app.hall_stream import END_OF_STREAM, close_streams, hub
 from contracts.records import Role
 from tests.bidding_app.conftest import Clients
 from tests.bidding_app.test_bids import api_client, open_section, register
@@ -73,3 +73,25 @@ def test_the_stream_sends_the_backlog_then_live_events_and_presence(clients: Cli
     finally:
         response.close()
     assert hub(clients.app).viewers(section.id) == 0
+
+
+def test_closing_the_hub_ends_every_stream(clients: Clients, platform: Platform) -> None:
+    """What the web worker does on a graceful stop (SIGTERM): a stream never ends by itself, and the worker
+    waits for every open response before it exits."""
+    section = open_section(clients, platform)
+    response = clients.app.test_client().get(f"/api/v1/sections/{section.id}/hall/events",
+                                             headers=api_client(clients, Role.AGENCY), buffered=False)
+    chunks: Iterator[bytes] = iter(response.response)  # type: ignore[arg-type]
+    try:
+        assert next(chunks) == b"retry: 2000\n\n"
+        halls = hub(clients.app)
+        poller = halls.feeds[section.id].thread
+        close_streams(clients.app)
+        assert all(chunk.startswith(b"event: presence") for chunk in chunks)  # then the stream ends
+    finally:
+        response.close()
+    assert halls.viewers(section.id) == 0 and poller is not None and not poller.is_alive()
+    # A request that subscribes after the worker stopped listening ends at once too.
+    late = halls.subscribe(section.id, 1, "机构", False, 0)
+    assert late.messages.get_nowait() is END_OF_STREAM
+    halls.unsubscribe(late)
