@@ -35,8 +35,13 @@ ROLE_LABELS = {
 }
 
 
-def hash_password(password: str) -> str:
-    return generate_password_hash(password, method="scrypt")
+# werkzeug's scrypt at its own cost (n=2**15, r=8, p=1): about 0.1 s per hash or check, by design. The
+# method is written into each hash, so a check always uses the cost the hash was made with.
+PASSWORD_HASH_METHOD = "scrypt"
+
+
+def hash_password(password: str, method: str = PASSWORD_HASH_METHOD) -> str:
+    return generate_password_hash(password, method=method)
 
 
 def role_labels(roles: int) -> list[str]:
@@ -122,14 +127,18 @@ def requires(*roles: Role) -> Callable[[F], F]:
     return decorate
 
 
-def seed_consortium(session: Session, config: ConsortiumConfig, kek: bytes, password: str) -> list[User]:
+def seed_consortium(session: Session, config: ConsortiumConfig, kek: bytes, password: str,
+                    hash_method: str = PASSWORD_HASH_METHOD) -> list[User]:
     """Create (or update) one organisation and one user per consortium member, with its key encrypted.
 
     The user name is the organisation's identifier (统一社会信用代码). Existing rows are kept and their
     roles and keys brought up to date, so the command can be run again after the config changes.
+    `hash_method` is for the tests, whose hundreds of throwaway databases and logins would spend
+    minutes on the full scrypt cost.
     """
     users = []
-    password_hash = hash_password(password)  # one salted hash for the batch: they share the initial password
+    # One salted hash for the batch: they share the initial password.
+    password_hash = hash_password(password, hash_method)
     for member in config.members:
         organisation = session.scalars(
             sa.select(Organisation).where(Organisation.identifier == member.identifier)

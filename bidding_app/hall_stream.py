@@ -13,7 +13,9 @@ deleted when it leaves. The poller keeps its own connections' rows fresh (one UP
 at the next tick after one of its own viewers came or went. Rows older than `MISSED_REFRESHES`
 refreshes belong to a worker that was killed: they are not counted, and deleted. A change is pushed
 as a `presence` event without an id, so it does not move a viewer's Last-Event-ID; a new connection
-gets the presence its worker last read at once.
+gets the presence its worker last read at once. When the worker stops
+(gunicorn's graceful SIGTERM), `close_streams` ends every stream: they never end by themselves, and the
+viewers' EventSource reconnects with its Last-Event-ID to the worker that serves next.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from bidding_app.hall_events import events_after, sse_message
 from bidding_app.models import HallPresence, Organisation
 
 HEARTBEAT_SECONDS = 15.0
+# Put on a subscriber's queue to end its stream (compared by identity; presence messages are (None, text)).
+END_OF_STREAM: tuple[int | None, bytes] = (None, b"")
 PRESENCE_READ_SECONDS = 1.0  # a section's presence is read at least this often while it is watched
 MISSED_REFRESHES = 3  # a presence row this many refreshes old is a dead worker's
 
@@ -116,6 +120,7 @@ class HallHub:
         self.feeds: dict[int, SectionFeed] = {}
         self.orphans: set[str] = set()  # presence rows whose deletion failed, deleted at the next refresh
         self.lock = threading.Lock()
+        self.closing = False
 
     def subscribe(self, section_id: int, organisation_id: int, is_bidder: bool, last_seq: int) -> Subscriber:
         """Enter the hall: the connection's presence row is committed before the pollers may read it."""
@@ -141,7 +146,17 @@ class HallHub:
                 feed.thread = threading.Thread(target=self._poll, args=(feed,), daemon=True,
                                                name=f"hall-{section_id}")
                 feed.thread.start()
+            if self.closing:  # a request that came in just before the worker stopped listening
+                subscriber.messages.put(END_OF_STREAM)
         return subscriber
+
+    def close(self) -> None:
+        """End every viewer's stream now: the worker is stopping, and it waits for open responses."""
+        with self.lock:
+            self.closing = True
+            subscribers = [s for feed in self.feeds.values() for s in feed.subscribers]
+        for subscriber in subscribers:
+            subscriber.messages.put(END_OF_STREAM)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Leave the hall; the last viewer to leave also waits for the poller to finish (it holds no
@@ -250,6 +265,13 @@ class HallHub:
                 self._announce(feed, presence)
             feed.wake.wait(self.interval)
             feed.wake.clear()
+
+
+def close_streams(app: Flask) -> None:
+    """End the app's open hall streams (if it has any): for the web worker's graceful stop."""
+    found = app.extensions.get("jianzheng_hall")
+    if isinstance(found, HallHub):
+        found.close()
 
 
 def hub(app: Flask) -> HallHub:

@@ -26,10 +26,11 @@ class RunningPlatform:
     log_path: Path
     log_file: BinaryIO
 
-    def stop(self) -> None:
-        """gunicorn's quick shutdown (SIGINT; SIGTERM would wait for keep-alive clients), by our own pid."""
+    def stop(self, graceful: bool = False) -> None:
+        """Stop it by our own pid: gunicorn's quick shutdown (SIGINT), or with `graceful` its graceful one
+        (SIGTERM: requests under way finish, idle keep-alive connections wait out their 2 s)."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(signal.SIGTERM if graceful else signal.SIGINT)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:

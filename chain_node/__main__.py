@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from chain_node.network import PROJECT_ROOT, lay_out, start_validator, wait_for_blocks
+from chain_node.network import PROJECT_ROOT, lay_out, start_validator, stop_validators, wait_for_blocks
 
 
 def _network(args: argparse.Namespace) -> int:
@@ -35,8 +35,7 @@ def _network(args: argparse.Namespace) -> int:
                 return 1
             time.sleep(0.5)
     finally:
-        for validator in running:
-            validator.stop()
+        stop_validators(running)
     return 0
 
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -167,17 +168,26 @@ class RunningValidator:
     log_file: BinaryIO
 
     def stop(self, kill: bool = False) -> None:
-        if self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log_file.close()
+        stop_validators([self], kill=kill)
+
+
+def stop_validators(running: Sequence[RunningValidator], kill: bool = False) -> None:
+    """Stop validators together: each takes a moment to close its store and exit, so every one is signalled
+    before any is waited for (a network stops in the time of one validator, not of all in turn)."""
+    signalled = [validator for validator in running if validator.process.poll() is None]
+    for validator in signalled:
+        if kill:
+            validator.process.kill()
+        else:
+            validator.process.terminate()
+    for validator in signalled:
+        try:
+            validator.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            validator.process.kill()
+            validator.process.wait()
+    for validator in running:
+        validator.log_file.close()
 
 
 def start_validator(layout: NodeLayout, log_dir: Path, *, own_session: bool = False) -> RunningValidator:

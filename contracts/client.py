@@ -13,9 +13,9 @@ import functools
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import coincurve
 import requests
@@ -27,6 +27,7 @@ from eth_utils import keccak, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.types import RPCEndpoint
 
 from chain_node.trie import RlpItem, int_to_rlp_bytes, rlp_encode
 from chain_node.trie import keccak as fast_keccak
@@ -168,7 +169,10 @@ class Chain:
 
     def __init__(self, rpc_url: str, *, timeout: float = 60.0, confirmations: int = 0, poll_interval: float = 0.02):
         self.rpc_url = rpc_url
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        # web3's validation asks the node for eth_chainId before every eth_call and gas estimate, which
+        # doubled the round trips of each read; a node's chain id does not change, so it is asked once.
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, cache_allowed_requests=True,
+                                         cacheable_requests={RPCEndpoint("eth_chainId")}))
         self.timeout = timeout
         self.confirmations = confirmations
         self.poll_interval = poll_interval
@@ -255,7 +259,7 @@ class Chain:
         if sender:
             tx["from"] = to_checksum_address(sender)
         try:
-            return bytes(self.w3.eth.call(tx, block))  # type: ignore[arg-type]
+            return bytes(_read_again_if_head_moved(lambda: self.w3.eth.call(tx, block)))  # type: ignore[arg-type]
         except ContractLogicError as error:
             raise _revert_from(error) from None
 
@@ -617,6 +621,23 @@ def _revert_from(error: ContractLogicError) -> errors.ContractRevert:
     return errors.UnknownRevert({"message": str(error.message)})
 
 
+T = TypeVar("T")
+
+
+def _read_again_if_head_moved(read: Callable[[], T]) -> T:
+    """A read of the latest state, asked again when the node's head moved under it: anvil with
+    --prune-history keeps the head's state only and refuses the block that has just stopped being the
+    head (`BlockOutOfRangeError`), which a read racing another client's transaction meets; the next
+    head answers (as the outbox's gas estimate does)."""
+    for attempt in range(3):
+        try:
+            return read()
+        except Web3RPCError as error:
+            if "BlockOutOfRange" not in str(error) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _normalise(value: Any) -> Any:
     """Addresses checksummed, tuples of values kept as tuples, so events compare predictably."""
     if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
@@ -642,7 +663,7 @@ class _Bound:
 
     def _view(self, function: str, *args: Any) -> Any:
         try:
-            return self._contract.functions[function](*args).call()
+            return _read_again_if_head_moved(lambda: self._contract.functions[function](*args).call())
         except ContractLogicError as error:
             raise _revert_from(error) from None
 

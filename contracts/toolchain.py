@@ -8,6 +8,7 @@ anyone can rebuild a deployment's bytecode and compare it with what is on chain.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import sys
@@ -105,8 +106,12 @@ def source_files(source_dir: Path = SOURCE_DIR) -> dict[str, str]:
     }
 
 
+@functools.cache
 def compiler_version() -> str:
-    """The full version string of the pinned solc-js, e.g. `0.8.30+commit.73712a01`."""
+    """The full version string of the pinned solc-js, e.g. `0.8.30+commit.73712a01`.
+
+    Asked once per process: it starts node and loads the compiler (half a second), and every `compile_all`
+    needs it, also when the build is up to date."""
     if not (PROJECT_ROOT / "node_modules" / "solc").is_dir():
         raise CompilationFailed("node_modules/solc is missing: run `npm ci` first")
     version = solcx.wrapper.get_solc_version(SOLC_SHIM, with_commit_hash=True)

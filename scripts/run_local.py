@@ -34,6 +34,7 @@ from chain_node.network import (
     free_ports,
     lay_out,
     start_validator,
+    stop_validators,
     wait_for_blocks,
 )
 from contracts.client import Chain
@@ -146,8 +147,7 @@ def start_chain(kind: str, port: int, validators: int, folder: Path) -> LocalCha
     running: list[RunningValidator] = []
 
     def stop() -> None:
-        for validator in running:
-            validator.stop()
+        stop_validators(running)
 
     try:
         for layout in layouts:

@@ -22,12 +22,15 @@ import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import FrameType  # noqa: E402
 from typing import Any  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
+import gevent  # noqa: E402
 from gunicorn.app.base import BaseApplication  # noqa: E402
+from gunicorn.workers.ggevent import GeventWorker  # noqa: E402
 
 
 class PlatformServer(BaseApplication):
@@ -46,6 +49,24 @@ class PlatformServer(BaseApplication):
         from bidding_app import create_app
 
         return create_app(self.app_config)
+
+
+class PlatformWorker(GeventWorker):
+    """gunicorn's gevent worker whose graceful stop (SIGTERM: a restart, a service manager) also ends the
+    opening hall's event streams. The worker waits for every open response before it exits, and a stream
+    never ends by itself: it would wait out graceful_timeout and be killed."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        from flask import Flask
+
+        from bidding_app.hall_stream import close_streams
+
+        app = getattr(self, "wsgi", None)  # none yet while the worker is still loading the app
+        if isinstance(app, Flask):
+            # Out of the signal handler, in a greenlet of its own (as gunicorn does for SIGQUIT): ending a
+            # stream takes the hub's lock, which the interrupted greenlet may hold.
+            gevent.spawn(close_streams, app)
 
 
 def profiling_hooks(folder: Path) -> dict[str, Any]:
@@ -113,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     options = {
         "bind": f"{args.host}:{args.port}",
         "workers": args.workers,
-        "worker_class": "gevent",
+        "worker_class": PlatformWorker,
         "worker_connections": 2000,
         "timeout": 120,
         "graceful_timeout": 5,
@@ -133,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         PlatformServer(options, app_config).run()
     finally:
-        # gunicorn's workers are forks of this process and leave through this `finally` too: only the
-        # master stops the sender (once the web workers are gone). A worker would wait here for a
-        # process that is not its child until gunicorn killed it ("Worker was sent SIGKILL").
+        # gunicorn forks its workers inside run(), and a worker leaves by SystemExit, which unwinds through
+        # this frame in the worker too. Only the master may stop the sender: a worker would stop it under a
+        # replacement worker, and wait for a process that is not its child until the master killed it
+        # after graceful_timeout.
         if sender is not None and os.getpid() == master:
             sender.terminate()
             sender.wait(timeout=15)

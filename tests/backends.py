@@ -64,7 +64,15 @@ def _anvil() -> Iterator[Backend]:
 
 @contextmanager
 def _chain_node() -> Iterator[Backend]:
-    from chain_node.network import PROJECT_ROOT, key_address, lay_out, rpc_call, start_validator, wait_for_blocks
+    from chain_node.network import (
+        PROJECT_ROOT,
+        key_address,
+        lay_out,
+        rpc_call,
+        start_validator,
+        stop_validators,
+        wait_for_blocks,
+    )
 
     # Kept under build/ (not a temporary folder) so that the validators' logs survive a failed run.
     folder = Path(tempfile.mkdtemp(prefix="chain-", dir=PROJECT_ROOT / "build"))
@@ -83,8 +91,7 @@ def _chain_node() -> Iterator[Backend]:
 
         yield Backend("chain_node", chain, set_next_timestamp, urls, exact_time=False)
     finally:
-        for validator in running:
-            validator.stop()
+        stop_validators(running)
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from hexbytes import HexBytes
+from web3.exceptions import Web3RPCError
 
 from contracts import errors
-from contracts.client import Chain, Deployment, Signer
+from contracts.client import Chain, Deployment, Signer, _read_again_if_head_moved
 from contracts.deploy import ConfigError, ConsortiumConfig, load_config
 from contracts.records import BidCover, Role, org_id
 from tests.backends import Backend
@@ -150,6 +151,29 @@ def test_a_stale_nonce_is_read_again_once_and_the_send_goes_through(platform: Pl
     commit_bid(platform, signer, section.section_id, random_hash(), BidCover.deposit(fresh_id("deposit")))
     assert signer._next_nonce[chain.identity] == chain.w3.eth.get_transaction_count(signer.account.address)
     platform.bidders[1]._next_nonce.clear()  # the shared signer re-reads its nonce too
+
+
+def test_a_read_is_asked_again_when_the_nodes_pruned_head_moved_under_it() -> None:
+    """anvil (--prune-history) refuses a read of the block that has just stopped being the head, as a read
+    racing another client's transaction meets; any other refusal, or a third one, reaches the caller."""
+    moved = Web3RPCError("{'code': -32602, 'message': 'BlockOutOfRangeError: block height is 196 but requested "
+                         "was 195'}")
+    answers: list[Exception | bytes] = []
+
+    def read() -> bytes:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    answers[:] = [moved, moved, b"state"]
+    assert _read_again_if_head_moved(read) == b"state"
+    answers[:] = [moved, moved, moved, b"state"]
+    with pytest.raises(Web3RPCError, match="BlockOutOfRange"):
+        _read_again_if_head_moved(read)
+    answers[:] = [Web3RPCError("{'code': -32000, 'message': 'header not found'}"), b"state"]
+    with pytest.raises(Web3RPCError, match="header not found"):
+        _read_again_if_head_moved(read)
 
 
 def test_any_other_refusal_reaches_the_caller(platform: Platform) -> None:

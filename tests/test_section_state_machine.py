@@ -355,7 +355,10 @@ class SectionMachine(RuleBasedStateMachine):
 
 
 def test_section_lifecycle_never_reaches_an_illegal_state(platform: Platform) -> None:
+    """The same derandomised walks on every backend. Not fewer on the second: Hypothesis plans its walks by
+    max_examples, and with fewer than 25 (8 to 18 tried) none reached an opened or awarded section."""
     SectionMachine.platform = platform
+    SectionMachine.statuses_reached = set()  # per backend: each node's walk must reach the deep states itself
     run_state_machine_as_test(
         SectionMachine,
         settings=settings(

@@ -13,6 +13,7 @@ from contracts.toolchain import (
     SOLC_SHIM,
     SOURCE_DIR,
     STAMP_NAME,
+    Artifact,
     CompilationFailed,
     compile_all,
     compiler_version,
@@ -32,10 +33,18 @@ def test_shim_refuses_other_modes() -> None:
     assert "only --version and --standard-json" in result.stderr
 
 
-def test_artifacts_hold_abi_bytecode_source_hash_and_compiler(tmp_path: Path) -> None:
-    artifacts = compile_all(tmp_path / "build", force=True)
+@pytest.fixture(scope="module")
+def fresh_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Artifact]]:
+    """One build from scratch of the project's sources (seconds of solc-js), for the tests below that
+    only read it: they copy it before changing anything."""
+    build = tmp_path_factory.mktemp("fresh") / "build"
+    return build, compile_all(build, force=True)
+
+
+def test_artifacts_hold_abi_bytecode_source_hash_and_compiler(fresh_build: tuple[Path, dict[str, Artifact]]) -> None:
+    build, artifacts = fresh_build
     assert set(artifacts) == {"Consortium", "TenderRegistry", "GuaranteeRegistry"}
-    data = json.loads((tmp_path / "build" / "TenderRegistry.json").read_text())
+    data = json.loads((build / "TenderRegistry.json").read_text())
     assert set(data) == {
         "contractName",
         "abi",
@@ -49,21 +58,25 @@ def test_artifacts_hold_abi_bytecode_source_hash_and_compiler(tmp_path: Path) ->
     assert data["compilerVersion"].startswith("0.8.30")
 
 
-def test_builds_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
-    compile_all(tmp_path / "a", force=True)
-    compile_all(tmp_path / "b", force=True)
-    files_a = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert files_a == sorted(p.name for p in (tmp_path / "b").iterdir())
-    for name in files_a:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+def test_builds_are_byte_for_byte_reproducible(fresh_build: tuple[Path, dict[str, Artifact]], tmp_path: Path) -> None:
+    first, _ = fresh_build
+    compile_all(tmp_path / "again", force=True)  # a second build from scratch, in another folder
+    files = sorted(p.name for p in first.iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "again").iterdir())
+    for name in files:
+        assert (first / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
 
 
-def test_unchanged_sources_are_not_recompiled_and_changed_ones_are(tmp_path: Path) -> None:
+def test_unchanged_sources_are_not_recompiled_and_changed_ones_are(
+    fresh_build: tuple[Path, dict[str, Artifact]], tmp_path: Path
+) -> None:
     sources = tmp_path / "src"
     shutil.copytree(SOURCE_DIR, sources)
     build = tmp_path / "build"
-    first = compile_all(build, source_dir=sources)
+    shutil.copytree(fresh_build[0], build)  # a build of these very sources, made from scratch elsewhere
     stamp = (build / STAMP_NAME).stat().st_mtime_ns
+    first = compile_all(build, source_dir=sources)
+    assert (build / STAMP_NAME).stat().st_mtime_ns == stamp and first == fresh_build[1]
     again = compile_all(build, source_dir=sources)
     assert (build / STAMP_NAME).stat().st_mtime_ns == stamp  # nothing rewritten
     assert again == first

@@ -22,7 +22,7 @@ from bidding_app.chain import gateway
 from bidding_app.db import db
 from bidding_app.errors import AppError, InvalidInput, NotFound
 from bidding_app.hall_events import events_after, sse_message
-from bidding_app.hall_stream import HEARTBEAT_SECONDS, current_presence, hub
+from bidding_app.hall_stream import END_OF_STREAM, HEARTBEAT_SECONDS, current_presence, hub
 from bidding_app.models import (
     HallEvent,
     OpenedBid,
@@ -160,10 +160,13 @@ def event_stream() -> ResponseReturnValue:
                 yield message
             while True:
                 try:
-                    seq, live = subscriber.messages.get(timeout=HEARTBEAT_SECONDS)
+                    item = subscriber.messages.get(timeout=HEARTBEAT_SECONDS)
                 except queue.Empty:
                     yield b": keep-alive\n\n"
                     continue
+                if item is END_OF_STREAM:
+                    return  # the worker is stopping; the browser reconnects with its Last-Event-ID
+                seq, live = item
                 if seq is not None:
                     if seq <= sent:
                         continue  # already sent from the backlog

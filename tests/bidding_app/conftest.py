@@ -13,7 +13,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,14 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from bidding_app import create_app, outbox_sender
 from bidding_app.accounts import seed_consortium
 from bidding_app.chain import gateway
-from bidding_app.db import db
+from bidding_app.db import db, make_engine
+from bidding_app.launch import RunningPlatform, start_platform
+from bidding_app.migrate import upgrade
 from bidding_app.models import Organisation
 from contracts.deploy import ConsortiumConfig
 from contracts.records import Role
@@ -35,8 +39,13 @@ from tests.backends import selected_backends
 from tests.helpers import Platform
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+MIGRATED_TEMPLATE = "jz_migrated"
 PASSWORD = "测试口令-Test-2026"
 KEK = "5f" * 32
+# The seeded users' passwords are real scrypt hashes, at a test cost (n=2**10: milliseconds) instead of
+# the platform's 0.1 s: every app test seeds a database and logs in a few times (test_platform.py checks
+# that the platform itself hashes at the full cost).
+TEST_PASSWORD_HASH_METHOD = "scrypt:1024:8:1"
 
 
 @functools.cache
@@ -68,11 +77,15 @@ class PostgresCluster:
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
 
-    def new_database(self) -> str:
-        name = f"jz_{uuid.uuid4().hex[:12]}"
+    def create_database(self, name: str, template: str = "template1") -> str:
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{name}"')
+            c.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return f"{self.url}/{name}"
+
+    def new_database(self) -> str:
+        """A fresh database, copied from one the migrations were applied to once per session (they take a
+        third of a second per database here; the app's own start then finds the schema at head)."""
+        return self.create_database(f"jz_{uuid.uuid4().hex[:12]}", template=MIGRATED_TEMPLATE)
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +104,13 @@ def postgres() -> Iterator[PostgresCluster]:
     subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l",
                                  str(folder / "server.log"), "-w", "start"]), check=True, capture_output=True)
     try:
-        yield PostgresCluster(folder, port)
+        cluster = PostgresCluster(folder, port)
+        engine = make_engine(cluster.create_database(MIGRATED_TEMPLATE))
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()  # a template must have no connections when it is copied
+        yield cluster
     finally:
         subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
                        capture_output=True)
@@ -129,7 +148,7 @@ def app_config(database_url: str, folder: Path, platform: Platform | None, **ext
 
 def seeded(app: Flask, consortium: ConsortiumConfig) -> Flask:
     with app.app_context():
-        seed_consortium(db.session, consortium, gateway().kek, PASSWORD)
+        seed_consortium(db.session, consortium, gateway().kek, PASSWORD, TEST_PASSWORD_HASH_METHOD)
     return app
 
 
@@ -245,23 +264,71 @@ def wait_until(predicate: Any, timeout: float = 20.0) -> None:
         time.sleep(0.1)
 
 
-def serve_platform(tmp_path: Path, platform: Platform, dev_config: ConsortiumConfig) -> Iterator[str]:
-    """The platform as `make run` serves it (gunicorn in a subprocess, bidding_app.launch) on a free loopback
-    port over a seeded SQLite database; yields its URL (for the fixtures of the browser tests)."""
-    from bidding_app.launch import start_platform
+@dataclass(frozen=True)
+class Served:
+    """A platform served as `make run` serves it: its URL, its folder (database, uploads, server.log) and
+    its process."""
 
-    database = f"sqlite:///{tmp_path / 'served.db'}"
-    seeded(create_app(app_config(database, tmp_path, platform)), dev_config).extensions["jianzheng_db"].engine.dispose()
-    manifest = tmp_path / "deployment.json"
+    url: str
+    folder: Path
+    running: RunningPlatform
+
+
+@contextmanager
+def serve_platform(folder: Path, platform: Platform, dev_config: ConsortiumConfig) -> Iterator[Served]:
+    """The platform as `make run` serves it (gunicorn in a subprocess, bidding_app.launch) on a free loopback
+    port over a seeded SQLite database in `folder`, stopped on leaving."""
+    database = f"sqlite:///{folder / 'served.db'}"
+    seeded(create_app(app_config(database, folder, platform)), dev_config).extensions["jianzheng_db"].engine.dispose()
+    manifest = folder / "deployment.json"
     manifest.write_text(json.dumps(platform.manifest))
     running = start_platform(
         free_port(),
         ["--rpc-url", platform.backend.chain.rpc_url, "--deployment", str(manifest), "--database-url", database],
-        {"JIANZHENG_KEY_ENCRYPTION_KEY": KEK, "JIANZHENG_UPLOAD_FOLDER": str(tmp_path / "uploads"),
+        {"JIANZHENG_KEY_ENCRYPTION_KEY": KEK, "JIANZHENG_UPLOAD_FOLDER": str(folder / "uploads"),
          "JIANZHENG_SECRET_KEY": "served-test-secret"},
-        tmp_path / "server.log",
+        folder / "server.log",
     )
     try:
-        yield running.url
+        yield Served(running.url, folder, running)
     finally:
         running.stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, launched once per module; each test opens contexts of its own (`new_page`).
+
+    Not once per session: between calls Playwright's sync API leaves its asyncio loop marked as running,
+    which would break any later `asyncio.run` and another module's own `sync_playwright()`."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium not installed")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def new_page(request: pytest.FixtureRequest) -> Iterator[Callable[..., Page]]:
+    """Opens a page in a fresh browser context (its own cookies and storage: one user each), in Chinese;
+    every context is closed after the test. Chromium starts with the first page, not before a fixture
+    of the test had the chance to skip it."""
+    contexts: list[BrowserContext] = []
+
+    def open_page(**options: Any) -> Page:
+        chromium: Browser = request.getfixturevalue("chromium")
+        context = chromium.new_context(locale="zh-CN", **options)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from contracts.deploy import ConsortiumConfig
 from contracts.records import Role
 from guarantees.records import Verdict
 from guarantees.verify import verify_letter
-from tests.bidding_app.conftest import OPENING_KEY, PASSWORD
-from tests.bidding_app.test_browser import CHROMIUM, CHROMIUM_FLAGS, served, sign_in, snap
+from tests.bidding_app.conftest import CHROMIUM, OPENING_KEY, PASSWORD, Served
+from tests.bidding_app.test_browser import served, sign_in, snap
 from tests.bidding_app.test_guarantee_lifecycle import resync_signers
 from tests.helpers import Platform
 
@@ -49,47 +50,43 @@ def published_section(url: str, platform: Platform, config: ConsortiumConfig) ->
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
 def test_bidder_applies_guarantor_issues_bidder_downloads(
-    served: str, platform: Platform, dev_config: ConsortiumConfig, tmp_path: Path
+    served: Served, new_page: Callable[..., Page], platform: Platform, dev_config: ConsortiumConfig, tmp_path: Path
 ) -> None:
-    section_id, title = published_section(served, platform, dev_config)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        try:
-            bidder = browser.new_context(locale="zh-CN", accept_downloads=True).new_page()
-            sign_in(bidder, served, dev_config.with_role(Role.BIDDER)[0].identifier)
-            bidder.goto(f"{served}/sections/{section_id}/bid")
-            bidder.click("#register")
-            bidder.click("#apply-guarantee")
-            bidder.select_option("#guarantor_id", label=dev_config.with_role(Role.GUARANTOR)[0].name)
-            snap(bidder, "g1-apply")
-            bidder.click("#apply")
-            expect(bidder.locator("#guarantee-state")).to_have_attribute("data-state", "applied")
-            detail_url = bidder.url
+    url = served.url
+    section_id, title = published_section(url, platform, dev_config)
+    bidder = new_page(accept_downloads=True)
+    sign_in(bidder, url, dev_config.with_role(Role.BIDDER)[0].identifier)
+    bidder.goto(f"{url}/sections/{section_id}/bid")
+    bidder.click("#register")
+    bidder.click("#apply-guarantee")
+    bidder.select_option("#guarantor_id", label=dev_config.with_role(Role.GUARANTOR)[0].name)
+    snap(bidder, "g1-apply")
+    bidder.click("#apply")
+    expect(bidder.locator("#guarantee-state")).to_have_attribute("data-state", "applied")
+    detail_url = bidder.url
 
-            guarantor = browser.new_context(locale="zh-CN").new_page()
-            sign_in(guarantor, served, dev_config.with_role(Role.GUARANTOR)[0].identifier)
-            guarantor.goto(detail_url)
-            expect(guarantor.locator("#sealed-ref")).to_contain_text("密文引用")
-            assert title not in guarantor.content()
-            expect(guarantor.locator("#rule-results")).to_contain_text("全部通过")
-            guarantor.fill("#reason", "资信良好")
-            guarantor.click("#approve")
-            guarantor.fill("#payer_account", "6222020200112233")
-            guarantor.fill("#payment_ref", "PAY-BROWSER-1")
-            guarantor.click("#record-premium")
-            snap(guarantor, "g2-premium-recorded")
-            guarantor.click("#issue")
-            expect(guarantor.locator("#guarantee-state")).to_have_attribute("data-state", "issued", timeout=30_000)
-            snap(guarantor, "g3-issued")
+    guarantor = new_page()
+    sign_in(guarantor, url, dev_config.with_role(Role.GUARANTOR)[0].identifier)
+    guarantor.goto(detail_url)
+    expect(guarantor.locator("#sealed-ref")).to_contain_text("密文引用")
+    assert title not in guarantor.content()
+    expect(guarantor.locator("#rule-results")).to_contain_text("全部通过")
+    guarantor.fill("#reason", "资信良好")
+    guarantor.click("#approve")
+    guarantor.fill("#payer_account", "6222020200112233")
+    guarantor.fill("#payment_ref", "PAY-BROWSER-1")
+    guarantor.click("#record-premium")
+    snap(guarantor, "g2-premium-recorded")
+    guarantor.click("#issue")
+    expect(guarantor.locator("#guarantee-state")).to_have_attribute("data-state", "issued", timeout=30_000)
+    snap(guarantor, "g3-issued")
 
-            bidder.reload()
-            expect(bidder.locator("#guarantee-state")).to_have_attribute("data-state", "issued")
-            with bidder.expect_download() as downloading:
-                bidder.click("#letter-link")
-            saved = tmp_path / "letter.pdf"
-            downloading.value.save_as(saved)
-            pdf = saved.read_bytes()
-            assert pdf.startswith(b"%PDF")
-            assert verify_letter(platform.deployment, pdf, with_proof=False).verdict is Verdict.GENUINE_IN_FORCE
-        finally:
-            browser.close()
+    bidder.reload()
+    expect(bidder.locator("#guarantee-state")).to_have_attribute("data-state", "issued")
+    with bidder.expect_download() as downloading:
+        bidder.click("#letter-link")
+    saved = tmp_path / "letter.pdf"
+    downloading.value.save_as(saved)
+    pdf = saved.read_bytes()
+    assert pdf.startswith(b"%PDF")
+    assert verify_letter(platform.deployment, pdf, with_proof=False).verdict is Verdict.GENUINE_IN_FORCE

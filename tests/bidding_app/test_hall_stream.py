@@ -22,7 +22,7 @@ from flask import Flask
 from bidding_app import create_app
 from bidding_app.db import db, make_engine
 from bidding_app.hall_events import emit
-from bidding_app.hall_stream import Subscriber, current_presence, hub, now_ms
+from bidding_app.hall_stream import END_OF_STREAM, Subscriber, close_streams, current_presence, hub, now_ms
 from bidding_app.models import HallPresence
 from contracts.deploy import ConsortiumConfig
 from contracts.records import Role
@@ -135,6 +135,29 @@ def test_the_stream_sends_the_backlog_then_live_events_and_presence(clients: Cli
     assert presence_rows(clients.app, section.id) == []
 
 
+def test_closing_the_hub_ends_every_stream(clients: Clients, platform: Platform) -> None:
+    """What the web worker does on a graceful stop (SIGTERM): a stream never ends by itself, and the worker
+    waits for every open response before it exits."""
+    section = open_section(clients, platform)
+    response = clients.app.test_client().get(f"/api/v1/sections/{section.id}/hall/events",
+                                             headers=api_client(clients, Role.AGENCY), buffered=False)
+    chunks: Iterator[bytes] = iter(response.response)  # type: ignore[arg-type]
+    try:
+        assert next(chunks) == b"retry: 2000\n\n"
+        halls = hub(clients.app)
+        poller = halls.feeds[section.id].thread
+        close_streams(clients.app)
+        assert all(chunk.startswith(b"event: presence") for chunk in chunks)  # then the stream ends
+    finally:
+        response.close()
+    assert halls.local_viewers(section.id) == 0 and poller is not None and not poller.is_alive()
+    assert presence_rows(clients.app, section.id) == []
+    # A request that subscribes after the worker stopped listening ends at once too.
+    late = halls.subscribe(section.id, 1, False, 0)
+    assert late.messages.get_nowait() is END_OF_STREAM
+    halls.unsubscribe(late)
+
+
 def test_two_workers_on_one_database_show_the_same_presence(
     clients: Clients, platform: Platform, database_url: str, tmp_path: Path
 ) -> None:
@@ -225,8 +248,12 @@ def test_the_platform_served_by_two_workers_shows_every_connection(
     hears of all the connections. With the first chain backend only: the presence does not depend on it."""
     if platform.backend.name != selected_backends()[0]:
         pytest.skip("the served platform runs with the first chain backend only")
-    served = serve_platform(tmp_path, platform, dev_config)
-    url = next(served)
+    with serve_platform(tmp_path, platform, dev_config) as served:
+        _two_workers_hear_every_connection(served.url, tmp_path, platform, dev_config)
+
+
+def _two_workers_hear_every_connection(url: str, tmp_path: Path, platform: Platform,
+                                       dev_config: ConsortiumConfig) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'served.db'}")
     streams: list[requests.Response] = []
     try:
@@ -259,7 +286,6 @@ def test_the_platform_served_by_two_workers_shows_every_connection(
         for stream in streams:
             stream.close()
         engine.dispose()
-        next(served, None)
 
 
 def _draft(url: str, token: str, config: ConsortiumConfig, platform: Platform) -> dict[str, Any]:

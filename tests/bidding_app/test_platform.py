@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import threading
 import uuid
@@ -13,8 +14,10 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask import Flask
+from werkzeug.security import check_password_hash
 
 from bidding_app import create_app
+from bidding_app.accounts import PASSWORD_HASH_METHOD, hash_password, seed_consortium
 from bidding_app.config import file_secret
 from bidding_app.db import Base, db
 from bidding_app.keys import KeyDecryptionFailed, decrypt_key
@@ -138,6 +141,13 @@ def test_chain_keys_are_encrypted_at_rest(clients: Clients) -> None:
             decrypt_key(bytes.fromhex(KEK), "91350200MA00000095", blob)  # copied onto another organisation
         with pytest.raises(KeyDecryptionFailed):
             decrypt_key(bytes(32), member.identifier, blob)
+
+
+def test_the_platform_hashes_passwords_at_the_full_scrypt_cost() -> None:
+    """The test databases are seeded at a lower cost (conftest); the platform's own seeding is not."""
+    hashed = hash_password("口令")
+    assert hashed.startswith("scrypt:32768:8:1$") and check_password_hash(hashed, "口令")
+    assert inspect.signature(seed_consortium).parameters["hash_method"].default == PASSWORD_HASH_METHOD
 
 
 def test_api_publish_register_bid_withdraw(clients: Clients, platform: Platform) -> None:

@@ -10,23 +10,23 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 import sqlalchemy as sa
 from eth_typing import HexStr
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from bidding_app.db import db
 from bidding_app.models import Bid
 from chain_node import proofs
 from contracts.deploy import ConsortiumConfig
 from contracts.records import Role
-from tests.bidding_app.conftest import PASSWORD, Clients, opening_key, serve_platform
+from tests.bidding_app.conftest import CHROMIUM, PASSWORD, Clients, opening_key, serve_platform
 from tests.bidding_app.test_bids import open_section, placed_bid, register, upload
-from tests.bidding_app.test_browser import CHROMIUM, CHROMIUM_FLAGS, sign_in, snap
+from tests.bidding_app.test_browser import sign_in, snap
 from tests.helpers import Platform, random_hash
 
 
@@ -147,7 +147,8 @@ def served_with_seals(tmp_path: Path, platform: Platform, dev_config: Consortium
     needs commit seals, which only chain_node keeps."""
     if platform.backend.name != "chain_node":
         pytest.skip("the witness journey needs chain_node's commit seals")
-    yield from serve_platform(tmp_path, platform, dev_config)
+    with serve_platform(tmp_path, platform, dev_config) as served:
+        yield served.url
 
 
 def publish_over_api(url: str, platform: Platform, dev_config: ConsortiumConfig) -> int:
@@ -216,69 +217,65 @@ TAMPER_SCRIPT = """async (bundle) => {
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
 def test_witness_verifies_a_proof_in_the_page_and_regulator_sees_a_same_device_alert(
-    served_with_seals: str, platform: Platform, dev_config: ConsortiumConfig, tmp_path: Path
+    served_with_seals: str, new_page: Callable[..., Page], platform: Platform, dev_config: ConsortiumConfig,
+    tmp_path: Path,
 ) -> None:
     url = served_with_seals
     section_id = publish_over_api(url, platform, dev_config)
     document = tmp_path / "投标文件.pdf"
     document.write_bytes(b"%PDF-1.7 " + os.urandom(1024))
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        try:
-            # Two bidders take turns in one browser (one localStorage): the same device.
-            shared = browser.new_context(locale="zh-CN").new_page()
-            bidders = dev_config.with_role(Role.BIDDER)[:2]
-            transactions = [bid_in_browser(shared, url, b.identifier, section_id, document) for b in bidders]
+    # Two bidders take turns in one browser (one localStorage): the same device.
+    shared = new_page()
+    bidders = dev_config.with_role(Role.BIDDER)[:2]
+    transactions = [bid_in_browser(shared, url, b.identifier, section_id, document) for b in bidders]
 
-            regulator = browser.new_context(locale="zh-CN").new_page()
-            sign_in(regulator, url, dev_config.with_role(Role.REGULATOR)[0].identifier)
-            regulator.click("text=智慧监管")
-            regulator.click("text=查看全部预警")
-            in_section = f":has(a[href='/regulator/sections/{section_id}'])"
-            alert = regulator.locator("tr.alert[data-kind=same_device]" + in_section)
-            expect(alert).to_contain_text(bidders[0].name)
-            expect(alert).to_contain_text(bidders[1].name)
-            snap(regulator, "portal-1-alerts")
-            alert.locator("a.evidence").first.click()
-            expect(regulator.locator("#origin-device")).to_have_text(re.compile(r"^[0-9a-f]{32}$"))
-            regulator.goto(url + f"/regulator/sections/{section_id}")
-            expect(regulator.locator("#alerts tr.alert[data-kind=same_device]")).to_have_count(1)
-            snap(regulator, "portal-1b-section")
+    regulator = new_page()
+    sign_in(regulator, url, dev_config.with_role(Role.REGULATOR)[0].identifier)
+    regulator.click("text=智慧监管")
+    regulator.click("text=查看全部预警")
+    in_section = f":has(a[href='/regulator/sections/{section_id}'])"
+    alert = regulator.locator("tr.alert[data-kind=same_device]" + in_section)
+    expect(alert).to_contain_text(bidders[0].name)
+    expect(alert).to_contain_text(bidders[1].name)
+    snap(regulator, "portal-1-alerts")
+    alert.locator("a.evidence").first.click()
+    expect(regulator.locator("#origin-device")).to_have_text(re.compile(r"^[0-9a-f]{32}$"))
+    regulator.goto(url + f"/regulator/sections/{section_id}")
+    expect(regulator.locator("#alerts tr.alert[data-kind=same_device]")).to_have_count(1)
+    snap(regulator, "portal-1b-section")
 
-            witness = browser.new_context(locale="zh-CN", accept_downloads=True).new_page()
-            sign_in(witness, url, dev_config.with_role(Role.WITNESS)[1].identifier)
-            witness.click("text=见证门户")
-            expect(witness.locator("#block-list")).to_be_visible()
-            snap(witness, "portal-2a-index")
-            receipt_of = platform.backend.chain.w3.eth.get_transaction_receipt
-            block = int(receipt_of(HexStr(transactions[0]))["blockNumber"])
-            witness.goto(url + f"/witness/blocks/{block}")
-            expect(witness.locator("#seal-verdict")).to_have_attribute("data-final", "yes")
-            assert witness.locator("#seal-table tr[data-valid=yes]").count() >= 3  # a quorum of the 4 validators
-            snap(witness, "portal-2-block")
-            witness.locator(f"#tx-list tr:has-text('{transactions[0]}') a").click()
-            verdict = witness.locator("#verify-verdict")
-            expect(verdict).to_have_attribute("data-result", "ok", timeout=20_000)
-            expect(verdict).to_contain_text(f"区块 {block}")
-            expect(witness.locator("#verify-events")).to_contain_text("TenderRegistry.BidCommitted")
-            snap(witness, "portal-3-proof")
+    witness = new_page(accept_downloads=True)
+    sign_in(witness, url, dev_config.with_role(Role.WITNESS)[1].identifier)
+    witness.click("text=见证门户")
+    expect(witness.locator("#block-list")).to_be_visible()
+    snap(witness, "portal-2a-index")
+    receipt_of = platform.backend.chain.w3.eth.get_transaction_receipt
+    block = int(receipt_of(HexStr(transactions[0]))["blockNumber"])
+    witness.goto(url + f"/witness/blocks/{block}")
+    expect(witness.locator("#seal-verdict")).to_have_attribute("data-final", "yes")
+    assert witness.locator("#seal-table tr[data-valid=yes]").count() >= 3  # a quorum of the 4 validators
+    snap(witness, "portal-2-block")
+    witness.locator(f"#tx-list tr:has-text('{transactions[0]}') a").click()
+    verdict = witness.locator("#verify-verdict")
+    expect(verdict).to_have_attribute("data-result", "ok", timeout=20_000)
+    expect(verdict).to_contain_text(f"区块 {block}")
+    expect(witness.locator("#verify-events")).to_contain_text("TenderRegistry.BidCommitted")
+    snap(witness, "portal-3-proof")
 
-            with witness.expect_download() as download:
-                witness.click("#download-bundle")
-            bundle = json.loads(Path(download.value.path()).read_text())
-            receipt = bytearray(bytes.fromhex(bundle["receipt"][2:]))
-            receipt[-1] ^= 0x01  # one byte of the receipt changed
-            bundle["receipt"] = "0x" + receipt.hex()
-            (tmp_path / "tampered.json").write_text(json.dumps(bundle))
-            witness.set_input_files("#own-bundle", str(tmp_path / "tampered.json"))
-            expect(verdict).to_have_attribute("data-result", "failed")
-            expect(verdict).to_have_attribute("data-step", "receipt")
-            expect(verdict).to_contain_text("收据被改动")
-            snap(witness, "portal-4-tampered")
-            # One byte of the header, or of a seal's signature: each its own failure, from the page's module.
-            failures = witness.evaluate(TAMPER_SCRIPT, json.loads(Path(download.value.path()).read_text()))
-            assert failures["header"][0] == "header" and "区块头" in failures["header"][1]
-            assert failures["seal"][0] == "seals" and "提交签名 1" in failures["seal"][1]
-            assert failures["validators"][0] == "seals" and "不在共识节点集合中" in failures["validators"][1]
-        finally:
-            browser.close()
+    with witness.expect_download() as download:
+        witness.click("#download-bundle")
+    bundle = json.loads(Path(download.value.path()).read_text())
+    receipt = bytearray(bytes.fromhex(bundle["receipt"][2:]))
+    receipt[-1] ^= 0x01  # one byte of the receipt changed
+    bundle["receipt"] = "0x" + receipt.hex()
+    (tmp_path / "tampered.json").write_text(json.dumps(bundle))
+    witness.set_input_files("#own-bundle", str(tmp_path / "tampered.json"))
+    expect(verdict).to_have_attribute("data-result", "failed")
+    expect(verdict).to_have_attribute("data-step", "receipt")
+    expect(verdict).to_contain_text("收据被改动")
+    snap(witness, "portal-4-tampered")
+    # One byte of the header, or of a seal's signature: each its own failure, from the page's module.
+    failures = witness.evaluate(TAMPER_SCRIPT, json.loads(Path(download.value.path()).read_text()))
+    assert failures["header"][0] == "header" and "区块头" in failures["header"][1]
+    assert failures["seal"][0] == "seals" and "提交签名 1" in failures["seal"][1]
+    assert failures["validators"][0] == "seals" and "不在共识节点集合中" in failures["validators"][1]
