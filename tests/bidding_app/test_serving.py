@@ -1,4 +1,4 @@
-"""Serving as `make run` does (scripts/run_platform.py: a gunicorn master, a gevent worker, the outbox sender
+"""Serving as `make run` does (scripts/run_platform.py: a gunicorn master, two gevent workers, the outbox sender
 beside them): a graceful stop (SIGTERM) ends promptly and cleanly, also with viewers in an opening hall."""
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def test_a_graceful_stop_ends_the_hall_streams_and_stops_the_sender(
         idle.sendall(b"GET /login HTTP/1.1\r\nHost: platform\r\n\r\n")
         assert idle.recv(64).startswith(b"HTTP/1.1 200")
         master = served.running.process.pid
-        worker_and_sender = children_of(master)
-        assert len(worker_and_sender) == 2
+        workers_and_sender = children_of(master)
+        assert len(workers_and_sender) == 3
 
         served.running.process.send_signal(signal.SIGTERM)
         assert all(line.startswith((b"event: presence", b"data: ")) or not line for line in lines)  # it ends
@@ -64,4 +64,4 @@ def test_a_graceful_stop_ends_the_hall_streams_and_stops_the_sender(
     log = (tmp_path / "server.log").read_text()
     assert "Handling signal: term" in log
     assert "graceful timeout" not in log and "SIGKILL" not in log, log[-2000:]
-    assert all(not Path(f"/proc/{pid}").exists() for pid in worker_and_sender)
+    assert all(not Path(f"/proc/{pid}").exists() for pid in workers_and_sender)
