@@ -118,7 +118,9 @@ class HallHub:
         # Made after the fork (the hub is made on first use), so each worker has its own.
         self.worker = f"{socket.gethostname()[:50]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.feeds: dict[int, SectionFeed] = {}
-        self.orphans: set[str] = set()  # presence rows whose deletion failed, deleted at the next refresh
+        # Tokens of connections that left, deleted again at the next refresh: a departure's own deletion may
+        # have failed, or raced a refresh that put the row back.
+        self.gone: set[str] = set()
         self.lock = threading.Lock()
         self.closing = False
 
@@ -167,6 +169,7 @@ class HallHub:
             if feed is not None:
                 feed.subscribers.discard(subscriber)
                 poller = feed.thread if not feed.subscribers else None
+            self.gone.add(subscriber.token)
         try:
             with self.app.app_context():
                 session = db.new_session()
@@ -176,8 +179,7 @@ class HallHub:
                 finally:
                     session.close()
         except sa.exc.SQLAlchemyError:  # the connection is gone all the same: the next refresh tries again
-            with self.lock:
-                self.orphans.add(subscriber.token)
+            pass
         if feed is not None:
             feed.presence_due = True  # after the deletion, so the read it asks for no longer counts this one
         if feed is not None and poller is not None:
@@ -212,22 +214,24 @@ class HallHub:
         stamp = now_ms()
         with self.lock:
             local = list(feed.subscribers)
-            orphans = set(self.orphans)
-        if orphans:
-            session.execute(sa.delete(HallPresence).where(HallPresence.token.in_(orphans)))
+            gone = set(self.gone)
+        if gone:
+            session.execute(sa.delete(HallPresence).where(HallPresence.token.in_(gone)))
         mine = sa.and_(HallPresence.worker == self.worker, HallPresence.section_id == feed.section_id)
         updated = session.execute(sa.update(HallPresence).where(mine).values(seen_ms=stamp))
         if updated.rowcount < len(local):  # type: ignore[attr-defined]
             stored = set(session.scalars(sa.select(HallPresence.token).where(mine)))
+            with self.lock:  # not one that has left meanwhile (it is in `gone` from then on)
+                still_here = {s.token for s in feed.subscribers} - self.gone
             session.add_all(HallPresence(token=s.token, section_id=s.section_id, organisation_id=s.organisation_id,
                                          is_bidder=s.is_bidder, worker=self.worker, seen_ms=stamp)
-                            for s in local if s.token not in stored)
+                            for s in local if s.token not in stored and s.token in still_here)
         session.commit()
         # Apart from the refresh: two workers purging never hold each other's fresh rows while they wait.
         session.execute(sa.delete(HallPresence).where(HallPresence.seen_ms < stamp - self.expiry_ms))
         session.commit()
         with self.lock:
-            self.orphans -= orphans
+            self.gone -= gone
 
     def _poll(self, feed: SectionFeed) -> None:
         """Read the section's new events and fan them out, until nobody watches. Per tick one query for

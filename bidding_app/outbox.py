@@ -262,6 +262,7 @@ class OutboxSender:
             finished = 0
             try:
                 calls: list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]] = []
+                stuck: set[int] = set()  # organisations with an earlier write the node will not take now
                 for entry in entries:
                     payload = json.loads(entry.payload)
                     try:
@@ -272,29 +273,43 @@ class OutboxSender:
                         finished += 1
                         continue
                     call = {"from": sender, "to": to, "data": HexBytes(data), "value": 0, "chainId": chain.chain_id}
-                    if entry.status == "signed":
-                        self._resume(session, chain, entry, call)
+                    if (entry.status == "signed" and entry.organisation_id not in stuck
+                            and not self._resume(session, chain, entry, call)):
+                        stuck.add(entry.organisation_id)
                     calls.append((entry, payload, call))
-                in_flight, held_back, failed = self._sign_round(session, chain, calls)
+                in_flight, deferred, failed = self._sign_round(session, chain, calls, stuck)
                 finished += failed
                 finished += self._settle_round(session, chain, in_flight)
             except (RequestException, OSError, errors.TransactionFailed, Web3RPCError) as error:
                 session.rollback()
                 raise TransientChainError(str(error)) from error
-            return finished, bool(held_back) or len(entries) == ROUND_SIZE
+            # Deferred writes can go now that the ones before them are final; writes the node refused
+            # wait for the next poll rather than asking it again at once.
+            return finished, bool(deferred) or (len(entries) == ROUND_SIZE and finished > 0)
 
     def _sign_round(
-        self, session: Session, chain: Chain, calls: list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]]
+        self,
+        session: Session,
+        chain: Chain,
+        calls: list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]],
+        stuck: set[int],
     ) -> tuple[list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]], set[int], int]:
         """Estimate, sign with each organisation's next nonces, commit, then broadcast the round's pending
-        entries; returns the entries now in flight, the organisations held back to the next round, and
-        how many entries failed.
+        entries; returns the entries now in flight, the organisations whose writes were deferred until
+        those are final, and how many entries failed.
+
+        An organisation's writes land in the order they were made, or not at all: one with an earlier
+        write the node would not take (`stuck`) signs nothing new this round, and its new writes go out
+        one per batch request (waves), so that a refused one stops the ones after it.
 
         A refusal at estimation is final only when nothing is in flight before it: otherwise the write
         may depend on one still on its way (a bid on a section being added), so it waits for the next
         round, and so do the organisation's later entries (their nonces follow it).
         """
-        pending = [(entry, call) for entry, _payload, call in calls if entry.status == "pending"]
+        held_back = set(stuck)
+        deferred: set[int] = set()
+        pending = [(entry, call) for entry, _payload, call in calls
+                   if entry.status == "pending" and entry.organisation_id not in held_back]
         estimates = dict(zip((id(entry) for entry, _call in pending),
                              chain.estimate_many([call for _entry, call in pending]) if pending else [], strict=True))
         senders = sorted({call["from"] for _entry, call in pending})
@@ -304,91 +319,135 @@ class OutboxSender:
             if "result" not in answer:
                 raise errors.TransactionFailed(f"the node did not give {address}'s nonce: {answer.get('error')}")
             nonces[address] = int(answer["result"], 16)
+        # A node counts only the unbroken run of pooled transactions: never reuse a nonce a write of
+        # ours still in flight holds.
+        for entry, _payload, call in calls:
+            if entry.status == "signed" and entry.nonce is not None and call["from"] in nonces:
+                nonces[call["from"]] = max(nonces[call["from"]], entry.nonce + 1)
         fees = chain._fees() if pending else {}
         in_flight: list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]] = []
-        held_back: set[int] = set()
-        signed_now: list[OutboxEntry] = []
+        signed_now: list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]] = []
+        busy: set[int] = set()  # organisations with a write of this round in flight
         failed = 0
         for entry, payload, call in calls:
             if entry.organisation_id in held_back:
                 continue
             if entry.status == "signed":  # resumed from an earlier round or process
                 in_flight.append((entry, payload, call))
+                busy.add(entry.organisation_id)
                 continue
             estimate = estimates[id(entry)]
+            if isinstance(estimate, errors.TransactionFailed):  # the node refuses the account, say
+                log.warning("outbox: entry %s not estimated: %s", entry.id, estimate)
+                held_back.add(entry.organisation_id)
+                continue
             if isinstance(estimate, errors.ContractRevert):
-                if in_flight:
+                if in_flight or signed_now:
                     held_back.add(entry.organisation_id)
+                    deferred.add(entry.organisation_id)
                 else:
                     self._fail(session, entry, payload, type(estimate).__name__, str(estimate))
                     failed += 1
                 continue
+            # An estimate made before the organisation's earlier writes of this round land did not see
+            # their effects (a tender's amendment visits the sections added just before it): more room.
+            if entry.organisation_id in busy:
+                gas = estimate + estimate // 2 + 50_000
+            else:
+                gas = estimate + estimate // 5 + 10_000
             tx = {key: value for key, value in call.items() if key != "from"}
-            tx |= fees | {"gas": estimate + estimate // 5 + 10_000, "nonce": nonces[call["from"]]}
+            tx |= fees | {"gas": gas, "nonce": nonces[call["from"]]}
             nonces[call["from"]] += 1
             key = bytes(self.gateway.signer_for(entry.organisation).account.key)
             entry.tx_hash, entry.raw_tx = sign_offline(tx, key)
             entry.nonce = int(tx["nonce"])
             entry.status, entry.updated_at = "signed", now()
             entry.attempts += 1
-            signed_now.append(entry)
-            in_flight.append((entry, payload, call))
+            signed_now.append((entry, payload, call))
+            busy.add(entry.organisation_id)
         session.commit()  # durable before any of these transactions can exist anywhere else
-        for entry in signed_now:
+        for entry, _payload, _call in signed_now:
             self.after_step("signed", entry)
-        answers = chain.rpc_batch([("eth_sendRawTransaction", [entry.raw_tx]) for entry in signed_now])
+        sent = self._broadcast_in_waves(chain, [entry for entry, _payload, _call in signed_now])
+        in_flight += [item for item in signed_now if id(item[0]) in sent]
+        return in_flight, deferred, failed
+
+    def _broadcast_in_waves(self, chain: Chain, signed: list[OutboxEntry]) -> set[int]:
+        """Send each organisation's first new write, then (in the next batch request) its second, and so
+        on; an organisation whose write the node refuses sends nothing after it this round. Returns the
+        ids (`id()`) of the entries sent; the rest stay signed, and the next round finds out by hash and
+        nonce whether they can still land."""
+        queues: dict[int, list[OutboxEntry]] = {}
+        for entry in signed:
+            queues.setdefault(entry.organisation_id, []).append(entry)
+        sent: set[int] = set()
         refused: set[int] = set()
-        for entry, answer in zip(signed_now, answers, strict=True):
-            if "error" in answer or entry.organisation_id in refused:
-                # Left signed: the next round finds out by its hash and nonce whether it can still land.
+        for wave in range(max((len(queue) for queue in queues.values()), default=0)):
+            batch = [queue[wave] for organisation, queue in queues.items()
+                     if organisation not in refused and wave < len(queue)]
+            if not batch:
+                break
+            for entry, answer in zip(batch, chain.rpc_batch([("eth_sendRawTransaction", [entry.raw_tx])
+                                                             for entry in batch]), strict=True):
                 if "error" in answer:
                     log.warning("outbox: node refused %s: %s", entry.tx_hash, answer["error"])
-                refused.add(entry.organisation_id)
-                continue
-            self.after_step("broadcast", entry)
-        held_back |= refused
-        in_flight = [item for item in in_flight
-                     if not (item[0].organisation_id in refused and item[0] in signed_now)]
-        return in_flight, held_back, failed
+                    refused.add(entry.organisation_id)
+                    continue
+                sent.add(id(entry))
+                self.after_step("broadcast", entry)
+        return sent
 
     def _settle_round(
         self, session: Session, chain: Chain, in_flight: list[tuple[OutboxEntry, dict[str, Any], dict[str, Any]]]
     ) -> int:
         """Wait until every transaction in flight is final and record each outcome with its business
-        effect, in one transaction."""
+        effect, in one transaction. The reverted ones are replayed to name their errors first, so that no
+        question to the node waits inside an open database write."""
         if not in_flight:
             return 0
         receipts = chain.final_receipts([str(entry.tx_hash) for entry, _payload, _call in in_flight])
-        for entry, payload, call in in_flight:
+        reverts: dict[int, errors.ContractRevert] = {}
+        for entry, _payload, call in in_flight:
             receipt = receipts[str(entry.tx_hash)]
-            block_number = int(receipt["blockNumber"], 16)
             if int(receipt["status"], 16) != 1:
                 try:
-                    chain.raise_revert(str(entry.tx_hash), call, block_number)
+                    chain.raise_revert(str(entry.tx_hash), call, int(receipt["blockNumber"], 16))
                 except errors.ContractRevert as revert:
-                    self._fail(session, entry, payload, type(revert).__name__, str(revert))
+                    reverts[id(entry)] = revert
+        for entry, payload, _call in in_flight:
+            refusal = reverts.get(id(entry))
+            if refusal is not None:
+                self._fail(session, entry, payload, type(refusal).__name__, str(refusal))
                 continue
-            entry.status, entry.block_number, entry.updated_at = "confirmed", block_number, now()
+            entry.status, entry.updated_at = "confirmed", now()
+            entry.block_number = int(receipts[str(entry.tx_hash)]["blockNumber"], 16)
             apply_confirmed(session, entry, payload)
         session.commit()
         return len(in_flight)
 
-    def _resume(self, session: Session, chain: Chain, entry: OutboxEntry, call: dict[str, Any]) -> None:
-        """A signed entry from an earlier round or process: landed, still sendable, or never landable."""
+    def _resume(self, session: Session, chain: Chain, entry: OutboxEntry, call: dict[str, Any]) -> bool:
+        """A signed entry from an earlier round or process: landed, still sendable, or never landable.
+        False while it can still land but the node will not take it now (it stays signed)."""
         assert entry.tx_hash is not None and entry.raw_tx is not None and entry.nonce is not None
         if self._has_receipt(chain, entry.tx_hash):
-            return
+            return True
         if int(chain.w3.eth.get_transaction_count(call["from"], "latest")) > entry.nonce:
             if not self._has_receipt(chain, entry.tx_hash):
                 # Its nonce went to another transaction: this one can never land, so sign it again.
                 entry.status, entry.raw_tx, entry.tx_hash, entry.nonce = "pending", None, None, None
                 session.commit()
-            return
+            return True
         try:
             chain.w3.eth.send_raw_transaction(HexBytes(entry.raw_tx))
         except Web3RPCError as error:
-            # "already known": it was sent before the crash and is waiting in the pool.
-            log.info("outbox: re-broadcast of %s answered %s", entry.tx_hash, error)
+            # "already known" (sent before the crash, waiting in the pool) is fine; anything else
+            # (the organisation's account refused, say) keeps it, and its organisation, back.
+            try:
+                chain.w3.eth.get_transaction(HexBytes(entry.tx_hash))
+            except TransactionNotFound:
+                log.warning("outbox: node refuses %s again: %s", entry.tx_hash, error)
+                return False
+        return True
 
     @staticmethod
     def _has_receipt(chain: Chain, tx_hash: str) -> bool:

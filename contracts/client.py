@@ -338,16 +338,19 @@ class Chain:
             break
         raise errors.UnknownRevert({"tx_hash": tx_hash})
 
-    def estimate_many(self, calls: Sequence[dict[str, Any]]) -> list[int | errors.ContractRevert]:
-        """eth_estimateGas of many calls in one batch request: each call's gas, or the contract error
-        that refuses it. Any other error (a pruned node's head moving under the question, say) is asked
-        again on its own, where a lasting one raises."""
+    def estimate_many(
+        self, calls: Sequence[dict[str, Any]]
+    ) -> list[int | errors.ContractRevert | errors.TransactionFailed]:
+        """eth_estimateGas of many calls in one batch request: each call's gas, the contract error that
+        refuses it, or `TransactionFailed` when the node will not estimate it for another reason (the
+        account refused, say). Such an answer is asked again on its own first: a pruned node's head
+        may just have moved under the question."""
         answers = self.rpc_batch([
             ("eth_estimateGas", [{"from": call["from"], "to": call["to"], "data": HexBytes(call["data"]).to_0x_hex(),
                                   "value": hex(int(call.get("value", 0)))}])
             for call in calls
         ])
-        results: list[int | errors.ContractRevert] = []
+        results: list[int | errors.ContractRevert | errors.TransactionFailed] = []
         for call, answer in zip(calls, answers, strict=True):
             if "result" in answer:
                 results.append(int(answer["result"], 16))
@@ -356,16 +359,12 @@ class Chain:
             if revert is not None:
                 results.append(revert)
                 continue
-            for attempt in range(3):
-                try:
-                    results.append(int(self.w3.eth.estimate_gas(dict(call))))  # type: ignore[arg-type]
-                    break
-                except ContractLogicError as error:
-                    results.append(_revert_from(error))
-                    break
-                except Web3RPCError as error:
-                    if "BlockOutOfRange" not in str(error) or attempt == 2:
-                        raise
+            try:
+                results.append(int(_read_again_if_head_moved(functools.partial(self.w3.eth.estimate_gas, dict(call)))))  # type: ignore[arg-type]
+            except ContractLogicError as error:
+                results.append(_revert_from(error))
+            except Web3RPCError as error:
+                results.append(errors.TransactionFailed(f"the node will not estimate the call: {error}"))
         return results
 
     def _fees(self) -> dict[str, int]:

@@ -141,11 +141,15 @@ def event_stream() -> ResponseReturnValue:
     organisation = current_user().organisation
     after = _last_event_id()
     is_bidder = service.is_bidder_of(db.session, organisation, section)
-    current = db.session.scalar(sa.select(sa.func.max(HallEvent.seq)).where(HallEvent.section_id == section.id))
+    section_id, organisation_id = section.id, organisation.id
+    current = db.session.scalar(sa.select(sa.func.max(HallEvent.seq)).where(HallEvent.section_id == section_id))
+    # One pooled connection at a time per request: subscribing writes the presence row on a session of its
+    # own, and a burst of viewers (the opening, a worker's restart) must not each hold two.
+    db.session.close()
     halls = hub(current_app._get_current_object())  # type: ignore[attr-defined]
-    subscriber = halls.subscribe(section.id, organisation.id, is_bidder, current or 0)
+    subscriber = halls.subscribe(section_id, organisation_id, is_bidder, current or 0)
     try:
-        backlog = [(event.seq, sse_message(event)) for event in events_after(db.session, section.id, after, 100_000)]
+        backlog = [(event.seq, sse_message(event)) for event in events_after(db.session, section_id, after, 100_000)]
     except Exception:
         halls.unsubscribe(subscriber)
         raise
@@ -360,9 +364,11 @@ def _retry_writes(api: bool) -> ResponseReturnValue:
         retries = service.retry_opening_writes(db.session, section, agency)
         db.session.commit()
     except sa.exc.IntegrityError:
-        # A concurrent submission queued the same retries first: answer with those.
+        # A concurrent submission queued the same retries first: answer with those (and keep any retry
+        # this second look still queues, if those have been refused again meanwhile).
         db.session.rollback()
         retries = service.retry_opening_writes(db.session, section, agency)
+        db.session.commit()
     except AppError:
         db.session.rollback()
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ from bidding_app.outbox import OutboxSender
 from contracts.client import Signer
 from contracts.records import BidCover, BidStatus, Role
 from tests.bidding_app.conftest import Clients, api_draft
-from tests.bidding_app.test_bids import api_client, placed_bid, register, upload
+from tests.bidding_app.test_bids import api_client, open_section, placed_bid, register, upload
 from tests.helpers import Platform
 
 
@@ -156,3 +157,45 @@ def test_the_outbox_api_counts_every_entry_by_action_and_status(clients: Clients
     assert after is not None and after["counts"]["commit_bid"] == {"confirmed": 1}
     assert after["counts"]["create_tender"] == {"confirmed": 1}
     assert [e["status"] for e in after["entries"] if e["action"] == "commit_bid"] == ["confirmed"]
+
+
+def test_a_refused_organisation_waits_alone_and_its_writes_keep_their_order(
+    clients: Clients, platform: Platform
+) -> None:
+    """The node refuses one bidder's transactions (its account emptied): the other bidder's bid is
+    committed at once, nothing waits for a write that cannot land, and once the account is funded again
+    the refused bidder's two bids land in the order they were made."""
+    if platform.backend.name != "anvil":
+        pytest.skip("anvil_setBalance empties an account")
+    sections = [open_section(clients, platform) for _ in range(2)]
+    first, second = clients.logged_in(Role.BIDDER, 0), clients.logged_in(Role.BIDDER, 1)
+    for number, section in enumerate(sections):
+        register(first, section)
+        upload(first, section, f"sealed by the first bidder {number}".encode())
+    register(second, sections[0])
+    upload(second, sections[0], b"sealed by the second bidder")
+    chain = platform.backend.chain
+    refused = clients.config.with_role(Role.BIDDER)[0].signer.address
+    balance = chain.w3.eth.get_balance(refused)  # type: ignore[arg-type]
+    chain.w3.provider.make_request("anvil_setBalance", [refused, "0x0"])  # type: ignore[arg-type]
+    try:
+        started = time.monotonic()
+        clients.drain()
+        assert time.monotonic() - started < 10  # not the 60 s chain timeout
+        with clients.app.app_context():
+            commits = db.session.scalars(sa.select(OutboxEntry).where(OutboxEntry.action == "commit_bid")
+                                         .order_by(OutboxEntry.id)).all()
+            assert [entry.status for entry in commits] != ["confirmed"] * 3
+            assert commits[2].status == "confirmed"  # the second bidder's
+            assert {entry.status for entry in commits[:2]} <= {"pending", "signed"}
+    finally:
+        chain.w3.provider.make_request("anvil_setBalance", [refused, hex(balance)])  # type: ignore[arg-type]
+    clients.drain()
+    with clients.app.app_context():
+        commits = db.session.scalars(sa.select(OutboxEntry).where(OutboxEntry.action == "commit_bid")
+                                     .order_by(OutboxEntry.id)).all()
+        assert [entry.status for entry in commits] == ["confirmed"] * 3
+        first_bid, second_bid = commits[:2]
+        assert first_bid.nonce is not None and second_bid.nonce is not None
+        assert first_bid.nonce < second_bid.nonce
+        assert (first_bid.block_number or 0) <= (second_bid.block_number or 0)
