@@ -130,6 +130,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return cluster.new_database()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Like `database_url`, but with no schema at all: for the tests of the migrations themselves."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.create_database(f"jz_{uuid.uuid4().hex[:12]}")
+
+
 def app_config(database_url: str, folder: Path, platform: Platform | None, **extra: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "DATABASE_URL": database_url,

@@ -174,11 +174,11 @@ def test_agency_sets_the_response_window_per_section(clients: Clients, platform:
     assert windows == [2700, 600, 1800]
 
 
-def test_migration_gives_existing_sections_the_configured_window(database_url: str) -> None:
+def test_migration_gives_existing_sections_the_configured_window(empty_database_url: str) -> None:
     """Sections published before the window could be chosen get the running platform's window."""
     from bidding_app.migrate import upgrade
 
-    engine = sa.create_engine(database_url)
+    engine = sa.create_engine(empty_database_url)
     try:
         upgrade(engine, "0008_amendments")
         with engine.begin() as connection:
