@@ -465,6 +465,12 @@ class Chain:
                 if time.monotonic() > deadline:
                     raise errors.TransactionFailed(f"{len(tx_hashes) - len(receipts)} transaction(s) not final")
                 time.sleep(self.poll_interval)
+        if self.confirmations and receipts:  # as `wait`: that many blocks on top of the last one
+            highest = max(int(receipt["blockNumber"], 16) for receipt in receipts.values())
+            while self.block_number() < highest + self.confirmations:
+                if time.monotonic() > deadline:
+                    raise errors.TransactionFailed(f"transactions lack {self.confirmations} confirmations")
+                time.sleep(self.poll_interval)
         return receipts
 
     def wait_many(self, signed: Sequence[SignedTx]) -> list[TxResult]:

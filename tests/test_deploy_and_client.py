@@ -219,3 +219,15 @@ def test_estimates_of_many_calls_name_each_refusal(platform: Platform, outsider:
     assert results[0] == 21_000
     assert isinstance(results[1], errors.TenderRegistryUnauthorized)
     assert results[1].values["account"] == outsider.address
+
+
+def test_receipts_of_many_wait_for_the_confirmations_asked(platform: Platform, backend: Backend) -> None:
+    if backend.name != "anvil":
+        pytest.skip("anvil mines a block only when a transaction comes")
+    chain = platform.backend.chain
+    patient = Chain(chain.rpc_url, timeout=1.0, confirmations=1)
+    sent = chain.send(platform.tenderer, platform.tenderer.address, b"", value=1, gas=21_000)
+    with pytest.raises(errors.TransactionFailed, match="lack 1 confirmations"):
+        patient.final_receipts([sent.tx_hash])
+    chain.send(platform.tenderer, platform.tenderer.address, b"", value=1, gas=21_000)  # the next block
+    assert int(patient.final_receipts([sent.tx_hash])[sent.tx_hash]["blockNumber"], 16) == sent.block_number
