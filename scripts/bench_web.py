@@ -18,6 +18,7 @@ machine). Target: every viewer receives every 唱标 event within 1 s. Ends with
 
     python scripts/bench_web.py [--sections 100] [--size 1048576] [--clients 16] [--workers 2] [--hall-viewers 500]
     python scripts/bench_web.py --only hall      # the opening hall half alone
+    python scripts/bench_web.py --keep           # keep the working folder (removed by default)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import http.client
 import json
 import os
 import queue
+import shutil
 import socket
 import statistics
 import sys
@@ -206,7 +208,7 @@ async def _watch(port: int, path: str, tokens: list[str], viewers: int, expected
 
 
 def bench_hall(base: str, port: int, chain: Chain, registry: TenderRegistryClient, consortium: Any, token: Any,
-               viewers: int) -> dict[str, Any]:
+               viewers: int, workspace: Path) -> dict[str, Any]:
     """The opening hall half: N viewers of one hall, each receiving every 唱标 event."""
     agency = token(consortium.with_role(Role.AGENCY)[0].identifier)
     members = api(base, "GET", "/api/v1/organisations", agency)["organisations"]
@@ -260,7 +262,8 @@ def bench_hall(base: str, port: int, chain: Chain, registry: TenderRegistryClien
     mine_at(chain, opening)
     witnesses = consortium.with_role(Role.WITNESS)
     order = [a.lower() for a in registry.witnesses(section_id)]
-    folder = Path(tempfile.mkdtemp(prefix="bench-hall-"))
+    folder = workspace / "witness-envelopes"
+    folder.mkdir(parents=True, exist_ok=True)
     for member in witnesses[:2]:
         index = order.index(member.signer.address.lower()) + 1
         secret = dkg.secret_share(params, deals, outcome, index, transport[index - 1][0])
@@ -373,6 +376,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the platform (as served)")
     parser.add_argument("--hall-viewers", type=int, default=500, help="SSE viewers of one opening hall")
     parser.add_argument("--only", choices=("uploads", "hall"), help="run one half only")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the working folder (database, uploads, server.log); removed otherwise")
     args = parser.parse_args()
 
     compile_all()
@@ -408,7 +413,7 @@ def main() -> int:
         if args.only != "hall":
             line |= bench_uploads(base, port, server.process.pid, chain, consortium, token, args)
         if args.only != "uploads":
-            line |= bench_hall(base, port, chain, deployment.tenders, consortium, token, args.hall_viewers)
+            line |= bench_hall(base, port, chain, deployment.tenders, consortium, token, args.hall_viewers, folder)
         line["load_average_1m"] = round(os.getloadavg()[0], 2)
         print(json.dumps(line, ensure_ascii=False))
         return 0
@@ -416,6 +421,10 @@ def main() -> int:
         if server is not None:
             server.stop()
         node.stop()
+        if args.keep:
+            print(f"kept {folder}", flush=True)
+        else:  # 500 MB of envelopes per 500 uploads
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
