@@ -224,7 +224,7 @@ def run_scenario(demo: Demo) -> None:
         demo.say(f"{witness.name}（见证人 {index}）：{len(batch.shares)} 个解密份额，批次 {answer['digest'][:18]}…")
     closed = demo.wait("the opening record on chain", lambda: _at_least(
         agency.call("GET", f"/api/v1/sections/{section_id}/hall"), "closed"), timeout=180)
-    stream.stop()
+    stream.finish(timeout=30)
     result = "有效" if closed["result"] == "opened" else "流标"
     demo.say(f"开标结果：{result}；开标记录哈希 {closed['record_hash'][:18]}…")
     demo.evidence("开标记录上链", closed["close_tx"], closed["close_block"])
@@ -423,28 +423,45 @@ def witness_batch(witness: Party, signer: Signer, deployment: Deployment, share:
 
 
 class HallStream(threading.Thread):
-    """A bidder following the opening hall live (server-sent events): prints each 唱标 as it comes."""
+    """A bidder following the opening hall live (server-sent events): prints each 唱标 as it comes.
+
+    Like the hall page's EventSource it reconnects with its Last-Event-ID when the connection drops (a
+    worker restarting, a read timeout), and it ends on the hall's `closed` event, after every 唱标."""
 
     def __init__(self, demo: Demo, viewer: Party, section_id: int) -> None:
         super().__init__(daemon=True)
         self.demo, self.viewer, self.section_id = demo, viewer, section_id
-        self._stop = threading.Event()
+        self._halt = threading.Event()
+        self._last_id = ""
 
     def run(self) -> None:
         url = f"{self.demo.base}/api/v1/sections/{self.section_id}/hall/events"
-        try:
-            with self.viewer.session.get(url, stream=True, timeout=(10, 5)) as answer:
-                kind = ""
-                for raw in answer.iter_lines(decode_unicode=True):
-                    line = raw if isinstance(raw, str) else raw.decode()
-                    if self._stop.is_set():
+        while not self._halt.is_set():
+            headers = {"Last-Event-ID": self._last_id} if self._last_id else {}
+            try:
+                # The read timeout is above the stream's 15 s keep-alive: a quiet hall is not a dead one.
+                with self.viewer.session.get(url, stream=True, timeout=(10, 40), headers=headers) as answer:
+                    if self._follow(answer):
                         return
-                    if line.startswith("event:"):
-                        kind = line.split(":", 1)[1].strip()
-                    elif line.startswith("data:") and kind in ("announcement", "bid_failed"):
-                        self.show(kind, json.loads(line.split(":", 1)[1])["data"])
-        except requests.RequestException:
-            return  # the read timeout between events ends the stream once the demo stops listening
+            except requests.RequestException:
+                time.sleep(0.5)
+
+    def _follow(self, answer: requests.Response) -> bool:
+        """Print the stream's 唱标; True once the hall has closed (or the demo stopped listening)."""
+        kind = ""
+        for raw in answer.iter_lines(decode_unicode=True):
+            line = raw if isinstance(raw, str) else raw.decode()
+            if self._halt.is_set():
+                return True
+            if line.startswith("id:"):
+                self._last_id = line.split(":", 1)[1].strip()
+            elif line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind in ("announcement", "bid_failed"):
+                self.show(kind, json.loads(line.split(":", 1)[1])["data"])
+            elif line.startswith("data:") and kind == "closed":
+                return True
+        return False
 
     def show(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "announcement":
@@ -454,8 +471,10 @@ class HallStream(threading.Thread):
         else:
             self.demo.say(f"唱标  {data['bidder']}：{data['outcome_zh']}（{data['cause_zh']}）")
 
-    def stop(self) -> None:
-        self._stop.set()
+    def finish(self, timeout: float) -> None:
+        """Wait for the stream to reach the hall's `closed` event (every 唱标 printed), then stop it."""
+        self.join(timeout)
+        self._halt.set()
 
 
 def main(argv: list[str] | None = None) -> int:
