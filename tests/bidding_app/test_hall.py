@@ -135,6 +135,16 @@ class Hall:
     def share(self, index: int) -> WitnessShare:
         return WitnessShare(self.section_id, index, self.keyed.secrets[index], self.keyed.opening_key)
 
+    def release_quorum(self, folder: Path) -> None:
+        """Witnesses 1 and 2 (the quorum) download the envelopes into `folder`, compute their share
+        batches on their side and upload them."""
+        envelopes = self.fetch_envelopes(folder, 1)
+        request = AccessRequest(self.section_id, "hall-test", "decryption shares", 0)
+        for index in (1, 2):
+            batch = release_shares(self.platform.tenders, self.witnesses[index - 1].signer, self.share(index),
+                                   envelopes, request)
+            assert self.upload(index, batch).status_code == 201
+
     def upload(self, index: int, batch: ShareBatch | bytes, as_index: int | None = None) -> Any:
         body = batch if isinstance(batch, bytes) else batch.canonical()
         return self.clients.app.test_client().post(
@@ -327,12 +337,7 @@ def test_the_agency_retries_a_refused_record_write_once(clients: Clients, platfo
     driver, sender.after_round = sender.after_round, lambda: False  # the sender alone, without the hall
     try:
         platform.backend.advance_to(hall.opening_time)
-        envelopes = hall.fetch_envelopes(tmp_path, 1)
-        request = AccessRequest(hall.section_id, "hall-test", "decryption shares", 0)
-        for index in (1, 2):
-            batch = release_shares(platform.tenders, hall.witnesses[index - 1].signer, hall.share(index), envelopes,
-                                   request)
-            assert hall.upload(index, batch).status_code == 201
+        hall.release_quorum(tmp_path)
         clients.drain()  # the batches are anchored; no reveal is queued (no driver)
         with clients.app.app_context():
             section = db.session.get_one(Section, hall.id)
@@ -462,12 +467,7 @@ def test_unconfirmed_bid_is_marked_and_the_sections_window_holds(clients: Client
     clients.drain()
     folder = tmp_path / "bids"
     folder.mkdir()
-    envelopes = hall.fetch_envelopes(folder, 1)
-    request = AccessRequest(hall.section_id, "hall-test", "decryption shares", 0)
-    for index in (1, 2):
-        batch = release_shares(platform.tenders, hall.witnesses[index - 1].signer, hall.share(index), envelopes,
-                               request)
-        assert hall.upload(index, batch).status_code == 201
+    hall.release_quorum(folder)
     clients.drain()
 
     state = api.get(f"/api/v1/sections/{hall.id}/hall", headers=hall.agency).json
