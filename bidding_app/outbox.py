@@ -246,9 +246,10 @@ class OutboxSender:
         """Sign and send every open entry that can go now (pipelined, in order per organisation), then
         wait until each is final. Returns how many finished and whether open entries remain.
 
-        The node is asked in batches (one request estimates, one sends, a few poll the receipts), and
-        the round's signatures are committed together before any is broadcast: a burst of bids costs
-        the sender a few requests and commits per round, not several per bid.
+        The node is asked in batches (one request estimates, one asks the nonces, one per wave of
+        organisations' writes sends, a few poll the receipts), and the round's signatures are committed
+        together before any is broadcast: a burst of bids costs the sender a few requests and commits
+        per round, not several per bid.
         """
         with db.new_session() as session:
             entries = session.scalars(
